@@ -1,0 +1,1 @@
+"""Layers: attention, position encodings, embeddings, feed-forward, norms and Transformer blocks."""
