@@ -1,0 +1,291 @@
+"""Multi-head attention with grouped key/value heads, rotary positions and a KV cache."""
+
+import keras
+from keras import ops
+
+from keras_lm.layers.masks import causal_mask
+from keras_lm.layers.masks import merge_masks
+from keras_lm.layers.rotary_embedding import RotaryEmbedding
+
+# Added to masked scores before the softmax. Finite, so a fully masked row gives a
+# uniform distribution instead of NaN (the same convention as keras.layers.MultiHeadAttention).
+_MASK_VALUE = -1e9
+
+
+@keras.saving.register_keras_serializable(package="keras_lm")
+class MultiHeadAttention(keras.layers.Layer):
+    """Scaled dot-product attention over several heads (Vaswani et al., 2017).
+
+    Shape letters: B batch, T query length, S key/value length, D model width,
+    H query heads, K key/value heads (H % K == 0), G = H // K query heads per key/value
+    head, Dk key dim, Dv value dim.
+
+        softmax(Q K^T / sqrt(Dk) + mask) V, for each head, then one output projection.
+
+    With `num_key_value_heads < num_heads` each key/value head is shared by G query
+    heads: grouped-query attention (Ainslie et al., 2023), or multi-query attention
+    (Shazeer, 2019) when it is 1. Scores and softmax are computed in float32 even under
+    a mixed-precision policy.
+
+    Cache layout (self-attention decoding): one tensor [B, 2, S_max, K, Dk] holding the
+    keys (index 0) and values (index 1) of every position written so far. A call with
+    `cache` and `cache_update_index=i` projects the new T tokens, writes their keys and
+    values at positions i .. i+T-1 and attends over the whole cache; positions not yet
+    written must be masked (the causal mask does so). Keys are stored after the rotary
+    rotation, so cached keys never need re-rotation.
+
+    Args:
+        num_heads: int, H.
+        key_dim: int, Dk, size of each query/key head.
+        num_key_value_heads: int or None, K; None means K = H (plain multi-head).
+        value_dim: int or None, Dv; defaults to `key_dim`.
+        output_dim: int or None; defaults to the query's last dimension.
+        dropout: float, dropout rate on the attention probabilities.
+        use_bias: bool, whether the projections have biases.
+        rotary_max_wavelength: float or None; if set, rotary position embeddings
+            (Su et al., 2021) with this base wavelength rotate queries and keys.
+        kernel_initializer: initializer for the projection kernels.
+        **kwargs: base `keras.layers.Layer` arguments (name, dtype, ...).
+
+    Call arguments:
+        query: [B, T, Dq].
+        value: [B, S, Dv_in].
+        key: [B, S, Dk_in]; defaults to `value`.
+        attention_mask: bool [B, S] (padding mask over keys), [B, T, S] or [B, 1, S];
+            True = attend.
+        use_causal_mask: bool; mask future positions (offset by `cache_update_index`).
+        training: bool, enables dropout.
+        cache: [B, 2, S_max, K, Dk] or None.
+        cache_update_index: int scalar, where the new keys/values go in the cache.
+        positions: int [B, T] or [T]; absolute positions of the new tokens for the
+            rotary embedding. Defaults to `cache_update_index + arange(T)`.
+
+    Returns:
+        [B, T, output_dim], or `(output, new_cache)` when `cache` is given.
+
+    Example:
+    >>> layer = MultiHeadAttention(num_heads=4, key_dim=8, num_key_value_heads=2)
+    >>> x = keras.random.normal((2, 5, 32))
+    >>> layer(x, x, use_causal_mask=True).shape
+    TensorShape([2, 5, 32])
+
+    References:
+        Vaswani et al., 2017, https://arxiv.org/abs/1706.03762
+        Ainslie et al., 2023, https://arxiv.org/abs/2305.13245
+    """
+
+    def __init__(
+        self,
+        num_heads,
+        key_dim,
+        num_key_value_heads=None,
+        value_dim=None,
+        output_dim=None,
+        dropout=0.0,
+        use_bias=True,
+        rotary_max_wavelength=None,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        num_key_value_heads = num_heads if num_key_value_heads is None else num_key_value_heads
+        if num_heads < 1 or num_key_value_heads < 1:
+            raise ValueError(
+                "`num_heads` and `num_key_value_heads` must be positive. "
+                f"Received: num_heads={num_heads}, num_key_value_heads={num_key_value_heads}"
+            )
+        if num_heads % num_key_value_heads != 0:
+            raise ValueError(
+                "`num_heads` must be divisible by `num_key_value_heads` (each key/value head "
+                "serves an equal group of query heads); choose e.g. num_key_value_heads="
+                f"{_divisors(num_heads)}. Received: num_heads={num_heads}, "
+                f"num_key_value_heads={num_key_value_heads}"
+            )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+        self.num_heads = num_heads
+        self.key_dim = key_dim
+        self.num_key_value_heads = num_key_value_heads
+        self.value_dim = key_dim if value_dim is None else value_dim
+        self.output_dim = output_dim
+        self.dropout = dropout
+        self.use_bias = use_bias
+        self.rotary_max_wavelength = rotary_max_wavelength
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.supports_masking = False
+
+    def build(self, query_shape, value_shape=None, key_shape=None):
+        value_shape = query_shape if value_shape is None else value_shape
+        key_shape = value_shape if key_shape is None else key_shape
+        output_dim = self.output_dim or query_shape[-1]
+
+        def bias(axes):
+            return axes if self.use_bias else None
+
+        common = dict(kernel_initializer=self.kernel_initializer, dtype=self.dtype_policy)
+        h, k = self.num_heads, self.num_key_value_heads
+        self.query_dense = keras.layers.EinsumDense(
+            "btd,dhe->bthe", (None, h, self.key_dim), bias_axes=bias("he"), name="query", **common
+        )
+        self.key_dense = keras.layers.EinsumDense(
+            "bsd,dke->bske", (None, k, self.key_dim), bias_axes=bias("ke"), name="key", **common
+        )
+        self.value_dense = keras.layers.EinsumDense(
+            "bsd,dke->bske", (None, k, self.value_dim), bias_axes=bias("ke"), name="value",
+            **common,
+        )
+        self.output_dense = keras.layers.EinsumDense(
+            "bthe,hed->btd", (None, output_dim), bias_axes=bias("d"), name="attention_output",
+            **common,
+        )
+        self.query_dense.build(query_shape)
+        self.key_dense.build(key_shape)
+        self.value_dense.build(value_shape)
+        self.output_dense.build((query_shape[0], query_shape[1], h, self.value_dim))
+        self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.rotary = None
+        if self.rotary_max_wavelength is not None:
+            self.rotary = RotaryEmbedding(
+                max_wavelength=self.rotary_max_wavelength, dtype=self.dtype_policy, name="rotary"
+            )
+        self.built = True
+
+    def call(
+        self,
+        query,
+        value,
+        key=None,
+        attention_mask=None,
+        use_causal_mask=False,
+        training=None,
+        cache=None,
+        cache_update_index=None,
+        positions=None,
+    ):
+        if cache is not None and cache_update_index is None:
+            raise ValueError(
+                "`cache` was passed without `cache_update_index`: pass the position at which "
+                "the new keys/values are written (e.g. 0 for the prompt, then the number of "
+                f"tokens already cached). Received: cache shape={tuple(cache.shape)}, "
+                "cache_update_index=None"
+            )
+        if cache is None and cache_update_index is not None:
+            raise ValueError(
+                "`cache_update_index` was passed without `cache`. "
+                f"Received: cache=None, cache_update_index={cache_update_index}"
+            )
+        key = value if key is None else key
+        start_index = 0 if cache_update_index is None else cache_update_index
+
+        query = self.query_dense(query)  # (B, T, H, Dk)
+        new_key = self.key_dense(key)  # (B, S_new, K, Dk)
+        new_value = self.value_dense(value)  # (B, S_new, K, Dv)
+        if self.rotary is not None:
+            query = self.rotary(query, start_index=start_index, positions=positions)
+            new_key = self.rotary(new_key, start_index=start_index, positions=positions)
+
+        if cache is not None:
+            if self.value_dim != self.key_dim:
+                raise ValueError(
+                    "A key/value cache needs `value_dim == key_dim` (keys and values share "
+                    f"one tensor). Received: key_dim={self.key_dim}, value_dim={self.value_dim}"
+                )
+            start = [0, ops.cast(cache_update_index, "int32"), 0, 0]
+            key_cache = ops.slice_update(cache[:, 0], start, ops.cast(new_key, cache.dtype))
+            value_cache = ops.slice_update(cache[:, 1], start, ops.cast(new_value, cache.dtype))
+            cache = ops.stack([key_cache, value_cache], axis=1)  # (B, 2, S_max, K, Dk)
+            all_keys, all_values = key_cache, value_cache
+        else:
+            all_keys, all_values = new_key, new_value
+
+        mask = self._compute_mask(
+            query, all_keys, attention_mask, use_causal_mask, start_index
+        )
+        output = self._attend(query, all_keys, all_values, mask, training)
+        output = self.output_dense(output)  # (B, T, output_dim)
+        if cache is not None:
+            return output, cache
+        return output
+
+    def _compute_mask(self, query, keys, attention_mask, use_causal_mask, start_index):
+        """Combines padding / full masks with the causal mask into bool [B, T, S]."""
+        query_length, key_length = ops.shape(query)[1], ops.shape(keys)[1]
+        if attention_mask is not None:
+            attention_mask = ops.cast(attention_mask, "bool")
+            rank = len(attention_mask.shape)
+            if rank not in (2, 3):
+                raise ValueError(
+                    "`attention_mask` must be a padding mask [batch, source] or a full mask "
+                    f"[batch, target, source]. Received: attention_mask.shape="
+                    f"{tuple(attention_mask.shape)}"
+                )
+            static_key_length = keys.shape[1]
+            static_query_length = query.shape[1]
+            mask_source = attention_mask.shape[-1]
+            if None not in (mask_source, static_key_length) and mask_source != static_key_length:
+                raise ValueError(
+                    "`attention_mask`'s last axis must match the key/value length "
+                    f"{static_key_length} (the cache length when decoding with a cache). "
+                    f"Received: attention_mask.shape={tuple(attention_mask.shape)}"
+                )
+            if rank == 3:
+                mask_target = attention_mask.shape[1]
+                if None not in (mask_target, static_query_length) and mask_target not in (
+                    1,  # broadcasts over queries: an expanded padding mask
+                    static_query_length,
+                ):
+                    raise ValueError(
+                        "`attention_mask`'s second axis must match the query length "
+                        f"{static_query_length}. Received: attention_mask.shape="
+                        f"{tuple(attention_mask.shape)}"
+                    )
+            else:
+                attention_mask = attention_mask[:, None, :]  # (B, 1, S)
+        causal = None
+        if use_causal_mask:
+            causal = causal_mask(query_length, key_length, start_index)[None]  # (1, T, S)
+        return merge_masks(attention_mask, causal)
+
+    def _attend(self, query, keys, values, mask, training):
+        """softmax(Q K^T / sqrt(Dk)) V with K key/value heads shared by G query heads."""
+        batch, query_length = ops.shape(query)[0], ops.shape(query)[1]
+        groups = self.num_heads // self.num_key_value_heads
+        query = ops.reshape(
+            query, (batch, query_length, self.num_key_value_heads, groups, self.key_dim)
+        )  # (B, T, K, G, Dk)
+        query = query * ops.cast(1.0 / self.key_dim**0.5, query.dtype)
+        scores = ops.einsum("btkgd,bskd->bkgts", query, ops.cast(keys, query.dtype))
+        scores = ops.cast(scores, "float32")  # softmax in float32 under mixed precision
+        if mask is not None:
+            mask = mask[:, None, None, :, :]  # (B, 1, 1, T, S)
+            scores = ops.where(mask, scores, ops.full_like(scores, _MASK_VALUE))
+        probs = ops.softmax(scores, axis=-1)
+        probs = self.dropout_layer(ops.cast(probs, self.compute_dtype), training=training)
+        output = ops.einsum("bkgts,bskd->btkgd", probs, ops.cast(values, probs.dtype))
+        return ops.reshape(
+            output, (batch, query_length, self.num_heads, self.value_dim)
+        )  # (B, T, H, Dv)
+
+    def compute_output_shape(self, query_shape, value_shape=None, key_shape=None):
+        return tuple(query_shape[:-1]) + (self.output_dim or query_shape[-1],)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_heads": self.num_heads,
+                "key_dim": self.key_dim,
+                "num_key_value_heads": self.num_key_value_heads,
+                "value_dim": self.value_dim,
+                "output_dim": self.output_dim,
+                "dropout": self.dropout,
+                "use_bias": self.use_bias,
+                "rotary_max_wavelength": self.rotary_max_wavelength,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            }
+        )
+        return config
+
+
+def _divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
