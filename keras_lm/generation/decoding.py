@@ -1,0 +1,238 @@
+"""Autoregressive decoding for keras_lm language models, in one XLA-compiled loop.
+
+A model takes part by offering `sequence_length`, `vocabulary_size`, `init_cache(batch,
+length)`, `call_with_cache(token_ids, cache, index) -> (logits, cache)` and `__call__`
+(full forward, for the uncached path). The Transformer's cache is its keys and values;
+a recurrent model's cache is its state.
+
+Prompts of different lengths are right-padded into one [B, P] array. The whole padded
+prompt is run once (prefill); the loop then starts at the shortest prompt's end, and a row
+still inside its own prompt keeps its prompt token instead of the sampled one. Cache
+entries written from padding are overwritten before any query can attend to them (a
+query at position t sees keys <= t only), so every row decodes exactly as if alone.
+"""
+
+import weakref
+
+import numpy as np
+import tensorflow as tf
+
+from keras_lm.generation.samplers import sample
+
+_COMPILED = weakref.WeakKeyDictionary()
+
+
+def decode_ids(model, tokens, lengths, temperature, top_k, top_p, seed, stop_token_ids,
+               use_cache=True):
+    """Fills `tokens` [B, N] after each row's prompt, one token per step.
+
+    Args:
+        model: the language model.
+        tokens: int32 [B, N]; row b holds its prompt in [0, lengths[b]), padding after.
+            N is the total length (longest prompt + new tokens), at most the context.
+        lengths: int32 [B], prompt lengths (>= 1).
+        temperature, top_k, top_p: sampler settings (scalars).
+        seed: int32 scalar.
+        stop_token_ids: int32 [M]; a row stops after emitting one (M may be 0).
+        use_cache: bool, use the KV cache (True) or recompute the full prefix (False).
+
+    Returns:
+        (tokens int32 [B, N] with the continuations written in and padding after a stop,
+         end int32 [B]: the position after each row's last generated token).
+    """
+    if not model.built:
+        model.build()  # create the weights eagerly, never inside the compiled loop
+    fns = _COMPILED.setdefault(model, {})
+    if use_cache not in fns:
+        fns[use_cache] = tf.function(
+            lambda *args: _decode_loop(model, *args, use_cache=use_cache), jit_compile=True
+        )
+    return fns[use_cache](
+        tf.convert_to_tensor(tokens, tf.int32),
+        tf.convert_to_tensor(lengths, tf.int32),
+        tf.convert_to_tensor(temperature, tf.float32),
+        tf.convert_to_tensor(top_k, tf.int32),
+        tf.convert_to_tensor(top_p, tf.float32),
+        tf.convert_to_tensor(seed, tf.int32),
+        tf.convert_to_tensor(stop_token_ids, tf.int32),
+    )
+
+
+def _decode_loop(model, tokens, lengths, temperature, top_k, top_p, seed, stop_ids, use_cache):
+    batch, total = tf.shape(tokens)[0], tf.shape(tokens)[1]
+    start = tf.reduce_min(lengths)
+
+    def logits_at(all_logits, index):  # (B, T, V) -> (B, V) at position `index`
+        return tf.gather(all_logits, index, axis=1)
+
+    if use_cache:
+        prompt_width = tokens.shape[1]
+        cache = model.init_cache(batch, prompt_width)
+        prefill_logits, cache = model.call_with_cache(tokens, cache, 0)
+        cache = tuple(tf.convert_to_tensor(c) for c in cache)
+    else:
+        prefill_logits = model(tokens, training=False)
+        cache = ()
+    next_logits = tf.cast(logits_at(prefill_logits, start - 1), tf.float32)
+    done = tf.zeros([batch], tf.bool)
+    end = tf.fill([batch], total)
+
+    def condition(t, tokens, next_logits, cache, done, end):
+        return tf.logical_and(t < total, tf.logical_not(tf.reduce_all(done)))
+
+    def body(t, tokens, next_logits, cache, done, end):
+        step_seed = tf.stack([seed, t])
+        sampled = sample(next_logits, temperature, top_k, top_p, step_seed)
+        in_prompt = t < lengths
+        token = tf.where(in_prompt, tokens[:, t], sampled)
+        token = tf.where(done, tf.zeros_like(token), token)
+        is_stop = tf.reduce_any(tf.equal(token[:, None], stop_ids[None, :]), axis=-1)
+        newly_done = tf.logical_and(tf.logical_and(is_stop, ~in_prompt), ~done)
+        end = tf.where(newly_done, t + 1, end)
+        done = tf.logical_or(done, newly_done)
+        tokens = _set_column(tokens, t, token)
+        if use_cache:
+            logits, cache = model.call_with_cache(token[:, None], cache, t)
+            next_logits = tf.cast(logits[:, 0], tf.float32)
+        else:
+            logits = model(tokens, training=False)
+            next_logits = tf.cast(logits_at(logits, t), tf.float32)
+        return t + 1, tokens, next_logits, tuple(tf.convert_to_tensor(c) for c in cache), done, end
+
+    _, tokens, _, _, _, end = tf.while_loop(
+        condition, body, (start, tokens, next_logits, cache, done, end),
+        maximum_iterations=total,
+    )
+    return tokens, end
+
+
+def _set_column(tokens, t, column):
+    """tokens[:, t] = column, as an XLA-friendly dynamic update."""
+    hit = tf.equal(tf.range(tf.shape(tokens)[1]), t)[None, :]  # (1, N)
+    return tf.where(hit, column[:, None], tokens)
+
+
+def generate(
+    model,
+    prompts,
+    max_new_tokens=64,
+    tokenizer=None,
+    temperature=0.0,
+    top_k=0,
+    top_p=1.0,
+    seed=None,
+    stop_token_ids=None,
+    stop_strings=None,
+    truncate=False,
+    use_cache=True,
+):
+    """Continues each prompt by up to `max_new_tokens` tokens.
+
+    Args:
+        model: a keras_lm language model (e.g. `DecoderLM`).
+        prompts: str, list of str (needs `tokenizer`), or a list of token-id lists.
+        max_new_tokens: int >= 1; the prompt plus new tokens must fit the context.
+        tokenizer: a keras_lm tokenizer whose `vocabulary_size` equals the model's.
+        temperature: 0 for greedy decoding, else the softmax temperature.
+        top_k: keep only the k most likely tokens (0: off).
+        top_p: nucleus sampling mass (1.0: off).
+        seed: int; the same seed gives the same samples. None draws one.
+        stop_token_ids: ids that end a row (emitted token not included in the output);
+            defaults to the tokenizer's `eos_id`.
+        stop_strings: strings that end a row's text (cut before the first occurrence).
+        truncate: if a prompt is too long for the context, keep its last tokens instead of
+            raising.
+        use_cache: decode with the KV cache (default) or recompute every prefix.
+
+    Returns:
+        The continuations: a str (for one str prompt), a list of str (with a tokenizer),
+        or lists of token ids.
+
+    Raises:
+        ValueError: empty input, a prompt too long for the context (without `truncate`),
+            `max_new_tokens` out of range, a tokenizer that does not match the model.
+    """
+    single = isinstance(prompts, str)
+    if single:
+        prompts = [prompts]
+    prompts = list(prompts)
+    if not prompts:
+        raise ValueError("`prompts` is empty: pass at least one prompt.")
+    if tokenizer is not None and tokenizer.vocabulary_size != model.vocabulary_size:
+        raise ValueError(
+            f"The tokenizer's vocabulary ({tokenizer.vocabulary_size} tokens) does not match "
+            f"the model's ({model.vocabulary_size}). Use the tokenizer saved with the model "
+            "(its workdir's tokenizer/ directory)."
+        )
+    texts_in = isinstance(prompts[0], str)
+    if texts_in:
+        if tokenizer is None:
+            raise ValueError("Text prompts need a `tokenizer`; or pass lists of token ids.")
+        ids = [list(np.asarray(tokenizer.tokenize(p)).tolist()) for p in prompts]
+    else:
+        ids = [[int(i) for i in p] for p in prompts]
+    start_id = tokenizer.eos_id if tokenizer is not None else None
+    for i, row in enumerate(ids):
+        if not row:
+            if start_id is None:
+                raise ValueError(f"Prompt {i} is empty; give at least one token id.")
+            ids[i] = [start_id]  # an empty prompt starts a new document
+        bad = [t for t in ids[i] if not 0 <= t < model.vocabulary_size]
+        if bad:
+            raise ValueError(
+                f"Prompt {i} has token ids outside the model's vocabulary "
+                f"[0, {model.vocabulary_size}): {bad[:5]}"
+            )
+
+    context = model.sequence_length
+    if not isinstance(max_new_tokens, (int, np.integer)) or not 1 <= max_new_tokens < context:
+        raise ValueError(
+            f"`max_new_tokens` must be an int in [1, {context - 1}] (the context is {context} "
+            f"tokens and a prompt needs at least one). Received: max_new_tokens={max_new_tokens}"
+        )
+    room = context - max_new_tokens
+    longest = max(len(row) for row in ids)
+    if longest > room:
+        if not truncate:
+            raise ValueError(
+                f"A prompt of {longest} tokens plus max_new_tokens={max_new_tokens} exceeds the "
+                f"model's context of {context} tokens. Shorten the prompt, lower "
+                "max_new_tokens, or pass truncate=True (keeps the last "
+                f"{room} prompt tokens)."
+            )
+        ids = [row[-room:] for row in ids]
+        longest = room
+
+    lengths = np.array([len(row) for row in ids], np.int32)
+    total = longest + max_new_tokens
+    tokens = np.zeros((len(ids), total), np.int32)
+    for i, row in enumerate(ids):
+        tokens[i, : len(row)] = row
+    if stop_token_ids is None:
+        stop_token_ids = [tokenizer.eos_id] if tokenizer is not None else []
+    if seed is None:
+        seed = int(np.random.default_rng().integers(0, 2**31 - 1))
+
+    out, end = decode_ids(model, tokens, lengths, temperature, top_k, top_p, seed,
+                          np.asarray(list(stop_token_ids), np.int32).reshape(-1), use_cache)
+    out, end = np.asarray(out), np.asarray(end)
+    stop_set = set(int(s) for s in stop_token_ids)
+    results = []
+    for i, length in enumerate(lengths):
+        row = out[i, length: min(end[i], length + max_new_tokens)].tolist()
+        if row and row[-1] in stop_set:
+            row = row[:-1]
+        results.append(row)
+    if not texts_in and tokenizer is None:
+        return results
+    texts = [_detokenize(tokenizer, row) for row in results]
+    for stop in stop_strings or ():
+        texts = [t.split(stop, 1)[0] for t in texts]
+    if texts_in or tokenizer is not None:
+        return texts[0] if single else texts
+    return results
+
+
+def _detokenize(tokenizer, ids):
+    text = tokenizer.detokenize(tf.constant(ids, tf.int32))
+    return np.asarray(text).item().decode("utf-8", errors="replace")

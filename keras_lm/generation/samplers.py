@@ -1,0 +1,67 @@
+"""Next-token selection: greedy, temperature, top-k and top-p (nucleus) sampling.
+
+Plain functions over float32 logits [B, V] that take their settings as tensors, so one
+XLA-compiled decoding loop (and one exported signature) serves every sampling mode.
+Sampling is stateless: the same seed gives the same tokens.
+"""
+
+import tensorflow as tf
+
+
+def filter_logits(logits, top_k=0, top_p=1.0):
+    """Keeps the `top_k` largest logits and the smallest set with probability >= `top_p`.
+
+    Args:
+        logits: float32 [B, V].
+        top_k: int scalar; 0 (or >= V) keeps every token.
+        top_p: float scalar in (0, 1]; 1 keeps every token (nucleus sampling,
+            Holtzman et al., 2020).
+
+    Returns:
+        float32 [B, V], removed tokens set to -inf. The most likely token is always kept.
+    """
+    vocabulary_size = tf.shape(logits)[-1]
+    top_k = tf.cast(top_k, tf.int32)
+    k = tf.where(top_k > 0, tf.minimum(top_k, vocabulary_size), vocabulary_size)
+    sorted_logits = tf.sort(logits, axis=-1, direction="DESCENDING")  # (B, V)
+    kth_largest = tf.gather(sorted_logits, k - 1, axis=-1)[:, None]  # (B, 1)
+    neg_inf = tf.fill(tf.shape(logits), float("-inf"))
+    logits = tf.where(logits < kth_largest, neg_inf, logits)
+
+    sorted_logits = tf.where(
+        sorted_logits < kth_largest, tf.fill(tf.shape(sorted_logits), float("-inf")), sorted_logits
+    )
+    sorted_probs = tf.nn.softmax(sorted_logits, axis=-1)
+    # Mass strictly before each token; a token is kept while that mass is below top_p.
+    mass_before = tf.cumsum(sorted_probs, axis=-1, exclusive=True)
+    keep = mass_before < tf.cast(top_p, tf.float32)
+    smallest_kept = tf.reduce_min(
+        tf.where(keep, sorted_logits, tf.fill(tf.shape(sorted_logits), float("inf"))),
+        axis=-1,
+        keepdims=True,
+    )
+    return tf.where(logits < smallest_kept, neg_inf, logits)
+
+
+def sample(logits, temperature=0.0, top_k=0, top_p=1.0, seed=(0, 0)):
+    """Picks one token per row.
+
+    Args:
+        logits: float32 [B, V].
+        temperature: float scalar; 0 means greedy (argmax).
+        top_k: int scalar, see `filter_logits`.
+        top_p: float scalar, see `filter_logits`.
+        seed: int32 [2], seed of the stateless sampler (vary it per step).
+
+    Returns:
+        int32 [B].
+    """
+    logits = tf.cast(logits, tf.float32)
+    greedy = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    temperature = tf.cast(temperature, tf.float32)
+    scaled = logits / tf.maximum(temperature, 1e-6)
+    filtered = filter_logits(scaled, top_k, top_p)
+    sampled = tf.random.stateless_categorical(
+        filtered, 1, seed=tf.cast(seed, tf.int32), dtype=tf.int32
+    )[:, 0]
+    return tf.where(temperature > 0.0, sampled, greedy)

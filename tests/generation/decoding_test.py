@@ -1,0 +1,115 @@
+import numpy as np
+import pytest
+
+from keras_lm.generation import generate
+from keras_lm.models import DecoderLM
+from keras_lm.tokenizers import ByteTokenizer
+
+CONTEXT = 24
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return ByteTokenizer()
+
+
+def _model(vocabulary_size, position_encoding="learned", seed=0):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = DecoderLM(vocabulary_size=vocabulary_size, num_layers=2, num_heads=4, hidden_dim=32,
+                      sequence_length=CONTEXT, num_key_value_heads=2,
+                      position_encoding=position_encoding)
+    model.build()
+    return model
+
+
+def _reference_greedy(model, prompt, max_new_tokens):
+    """Independent path: full forward pass on the growing sequence, argmax, in numpy."""
+    ids = list(prompt)
+    for _ in range(max_new_tokens):
+        logits = np.array(model(np.array([ids])))
+        ids.append(int(np.argmax(logits[0, -1])))
+    return ids[len(prompt):]
+
+
+@pytest.mark.parametrize("position_encoding", ["learned", "sinusoidal", "rotary"])
+def test_cached_equals_uncached_equals_reference(position_encoding, rng):
+    model = _model(40, position_encoding)
+    prompts = [list(rng.integers(1, 40, size=n)) for n in (3, 7, 1)]
+    cached = generate(model, prompts, max_new_tokens=9, stop_token_ids=[])
+    uncached = generate(model, prompts, max_new_tokens=9, stop_token_ids=[], use_cache=False)
+    assert cached == uncached
+    for prompt, out in zip(prompts, cached):
+        assert len(out) == 9
+        assert out == _reference_greedy(model, prompt, 9)  # each row decodes as if alone
+
+
+def test_sampling_is_reproducible_and_respects_top_k(rng):
+    model = _model(40)
+    prompts = [[1, 2, 3], [4, 5]]
+    a = generate(model, prompts, max_new_tokens=10, temperature=1.5, top_k=4, seed=11,
+                 stop_token_ids=[])
+    b = generate(model, prompts, max_new_tokens=10, temperature=1.5, top_k=4, seed=11,
+                 stop_token_ids=[])
+    c = generate(model, prompts, max_new_tokens=10, temperature=1.5, top_k=4, seed=12,
+                 stop_token_ids=[])
+    assert a == b and a != c
+    # Every sampled token is among the 4 most likely given its own prefix.
+    for prompt, out in zip(prompts, a):
+        ids = list(prompt)
+        for token in out:
+            logits = np.array(model(np.array([ids])))[0, -1]
+            assert token in np.argsort(-logits)[:4]
+            ids.append(token)
+
+
+def test_stop_tokens_and_strings(tokenizer):
+    model = _model(tokenizer.vocabulary_size)
+    ids = generate(model, [[70, 71]], max_new_tokens=12, stop_token_ids=[])[0]
+    assert len(ids) == 12
+    stop = ids[4]
+    stopped = generate(model, [[70, 71]], max_new_tokens=12, stop_token_ids=[stop])[0]
+    assert stopped == ids[: ids.index(stop)]  # cut before the first stop token
+    greedy = generate(model, "ab", max_new_tokens=12, tokenizer=tokenizer, stop_token_ids=[])
+    cut = greedy[3:5]
+    assert generate(model, "ab", max_new_tokens=12, tokenizer=tokenizer, stop_token_ids=[],
+                    stop_strings=[cut]) == greedy.split(cut, 1)[0]
+
+
+def test_text_prompts_of_different_lengths(tokenizer):
+    model = _model(tokenizer.vocabulary_size, "rotary")
+    batch = generate(model, ["a", "hello th", ""], max_new_tokens=5, tokenizer=tokenizer,
+                     stop_token_ids=[])
+    alone = [generate(model, p, max_new_tokens=5, tokenizer=tokenizer, stop_token_ids=[])
+             for p in ["a", "hello th", ""]]
+    assert batch == alone
+
+
+def test_long_prompts(tokenizer):
+    model = _model(tokenizer.vocabulary_size)
+    prompt = "x" * 20
+    with pytest.raises(ValueError, match="exceeds the model's context of 24"):
+        generate(model, prompt, max_new_tokens=8, tokenizer=tokenizer)
+    truncated = generate(model, prompt, max_new_tokens=8, tokenizer=tokenizer, truncate=True,
+                         stop_token_ids=[])
+    assert truncated == generate(model, "x" * 16, max_new_tokens=8, tokenizer=tokenizer,
+                                 stop_token_ids=[])
+    # The whole context in one call.
+    assert len(generate(model, [[1]], max_new_tokens=CONTEXT - 1, stop_token_ids=[])[0]) == 23
+
+
+def test_bad_input(tokenizer):
+    model = _model(30)
+    with pytest.raises(ValueError, match="does not match"):
+        generate(model, "hi", tokenizer=tokenizer)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        generate(model, [[1, 2]], max_new_tokens=0)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        generate(model, [[1, 2]], max_new_tokens=CONTEXT)
+    with pytest.raises(ValueError, match="tokenizer"):
+        generate(model, "text without tokenizer")
+    with pytest.raises(ValueError, match="outside"):
+        generate(model, [[1, 99]])
+    with pytest.raises(ValueError, match="empty"):
+        generate(model, [])

@@ -1,0 +1,46 @@
+import numpy as np
+import tensorflow as tf
+
+from keras_lm.generation import filter_logits
+from keras_lm.generation import sample
+
+
+def _logits(rng, batch=3, vocab=20):
+    return tf.constant(rng.normal(size=(batch, vocab)) * 2, tf.float32)
+
+
+def test_greedy_is_argmax(rng):
+    logits = _logits(rng)
+    np.testing.assert_array_equal(sample(logits, temperature=0.0, seed=[1, 2]),
+                                  np.argmax(logits, -1))
+
+
+def test_top_k_never_leaves_the_k_best(rng):
+    logits = _logits(rng)
+    best = np.argsort(-np.array(logits), axis=-1)[:, :3]
+    for s in range(200):
+        token = np.array(sample(logits, temperature=5.0, top_k=3, seed=[s, 0]))
+        for row in range(3):
+            assert token[row] in best[row]
+
+
+def test_top_p_keeps_the_smallest_nucleus(rng):
+    logits = _logits(rng, batch=2)
+    filtered = np.array(filter_logits(logits, top_p=0.7))
+    probs = tf.nn.softmax(logits).numpy()
+    for row in range(2):
+        order = np.argsort(-probs[row])
+        mass = np.cumsum(probs[row][order])
+        n_keep = int(np.searchsorted(mass, 0.7) + 1)  # first prefix reaching 0.7
+        kept = set(np.flatnonzero(np.isfinite(filtered[row])))
+        assert kept == set(order[:n_keep])
+
+
+def test_same_seed_same_sample_and_distribution(rng):
+    logits = _logits(rng, batch=1, vocab=5)
+    a = [int(sample(logits, 1.0, seed=[7, t])[0]) for t in range(50)]
+    b = [int(sample(logits, 1.0, seed=[7, t])[0]) for t in range(50)]
+    assert a == b
+    draws = np.array([int(sample(logits, 1.0, seed=[s, 1])[0]) for s in range(2000)])
+    freq = np.bincount(draws, minlength=5) / len(draws)
+    np.testing.assert_allclose(freq, tf.nn.softmax(logits)[0], atol=0.04)
