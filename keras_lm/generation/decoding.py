@@ -3,7 +3,9 @@
 A model takes part by offering `sequence_length`, `vocabulary_size`, `init_cache(batch,
 length)`, `call_with_cache(token_ids, cache, index) -> (logits, cache)` and `__call__`
 (full forward, for the uncached path). The Transformer's cache is its keys and values;
-a recurrent model's cache is its state.
+a recurrent model's cache is its state, and such a model sets
+`cache_is_positional = False` so that prompts are fed token by token instead of being
+prefilled (a state cannot forget the padding of a short prompt).
 
 Prompts of different lengths are right-padded into one [B, P] array. The whole padded
 prompt is run once (prefill); the loop then starts at the shortest prompt's end, and a row
@@ -65,15 +67,22 @@ def _decode_loop(model, tokens, lengths, temperature, top_k, top_p, seed, stop_i
     def logits_at(all_logits, index):  # (B, T, V) -> (B, V) at position `index`
         return tf.gather(all_logits, index, axis=1)
 
-    if use_cache:
-        prompt_width = tokens.shape[1]
-        cache = model.init_cache(batch, prompt_width)
+    if use_cache and getattr(model, "cache_is_positional", True):
+        # Attention caches are addressed by position: prefill the whole padded prompt.
+        cache = model.init_cache(batch, tokens.shape[1])
         prefill_logits, cache = model.call_with_cache(tokens, cache, 0)
-        cache = tuple(tf.convert_to_tensor(c) for c in cache)
+        next_logits = logits_at(prefill_logits, start - 1)
+    elif use_cache:
+        # A recurrent state cannot un-read padding: feed prompts token by token from 0.
+        start = tf.constant(1, tf.int32)
+        cache = model.init_cache(batch, tokens.shape[1])
+        first_logits, cache = model.call_with_cache(tokens[:, :1], cache, 0)
+        next_logits = first_logits[:, 0]
     else:
-        prefill_logits = model(tokens, training=False)
+        next_logits = logits_at(model(tokens, training=False), start - 1)
         cache = ()
-    next_logits = tf.cast(logits_at(prefill_logits, start - 1), tf.float32)
+    cache = tuple(tf.convert_to_tensor(c) for c in cache)
+    next_logits = tf.cast(next_logits, tf.float32)
     done = tf.zeros([batch], tf.bool)
     end = tf.fill([batch], total)
 
