@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_lm.layers.initializers import clone_initializer
+
 ACTIVATIONS = ("relu", "gelu", "swiglu")
 
 
@@ -63,20 +65,22 @@ class FeedForward(keras.layers.Layer):
 
     def build(self, input_shape):
         dim = input_shape[-1]
-        common = dict(
-            use_bias=self.use_bias,
-            kernel_initializer=self.kernel_initializer,
-            dtype=self.dtype_policy,
-        )
+        def common():
+            return dict(
+                use_bias=self.use_bias,
+                kernel_initializer=clone_initializer(self.kernel_initializer),
+                dtype=self.dtype_policy,
+            )
+
         self.intermediate_dense = keras.layers.Dense(
-            self.intermediate_dim, name="intermediate", **common
+            self.intermediate_dim, name="intermediate", **common()
         )
         self.intermediate_dense.build(input_shape)
         self.gate_dense = None
         if self.activation == "swiglu":
-            self.gate_dense = keras.layers.Dense(self.intermediate_dim, name="gate", **common)
+            self.gate_dense = keras.layers.Dense(self.intermediate_dim, name="gate", **common())
             self.gate_dense.build(input_shape)
-        self.output_dense = keras.layers.Dense(dim, name="output", **common)
+        self.output_dense = keras.layers.Dense(dim, name="output", **common())
         self.output_dense.build(tuple(input_shape[:-1]) + (self.intermediate_dim,))
         self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
         self.built = True

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_lm.layers.initializers import clone_initializer
 from keras_lm.layers.masks import causal_mask
 from keras_lm.layers.masks import merge_masks
 from keras_lm.layers.rotary_embedding import RotaryEmbedding
@@ -119,24 +120,22 @@ class MultiHeadAttention(keras.layers.Layer):
         key_shape = value_shape if key_shape is None else key_shape
         output_dim = self.output_dim or query_shape[-1]
 
-        def bias(axes):
-            return axes if self.use_bias else None
-
-        common = dict(kernel_initializer=self.kernel_initializer, dtype=self.dtype_policy)
         h, k = self.num_heads, self.num_key_value_heads
-        self.query_dense = keras.layers.EinsumDense(
-            "btd,dhe->bthe", (None, h, self.key_dim), bias_axes=bias("he"), name="query", **common
-        )
-        self.key_dense = keras.layers.EinsumDense(
-            "bsd,dke->bske", (None, k, self.key_dim), bias_axes=bias("ke"), name="key", **common
-        )
-        self.value_dense = keras.layers.EinsumDense(
-            "bsd,dke->bske", (None, k, self.value_dim), bias_axes=bias("ke"), name="value",
-            **common,
-        )
-        self.output_dense = keras.layers.EinsumDense(
-            "bthe,hed->btd", (None, output_dim), bias_axes=bias("d"), name="attention_output",
-            **common,
+        def projection(equation, output_shape, bias_axes, name):
+            return keras.layers.EinsumDense(
+                equation,
+                output_shape,
+                bias_axes=bias_axes if self.use_bias else None,
+                kernel_initializer=clone_initializer(self.kernel_initializer),
+                dtype=self.dtype_policy,
+                name=name,
+            )
+
+        self.query_dense = projection("btd,dhe->bthe", (None, h, self.key_dim), "he", "query")
+        self.key_dense = projection("bsd,dke->bske", (None, k, self.key_dim), "ke", "key")
+        self.value_dense = projection("bsd,dke->bske", (None, k, self.value_dim), "ke", "value")
+        self.output_dense = projection(
+            "bthe,hed->btd", (None, output_dim), "d", "attention_output"
         )
         self.query_dense.build(query_shape)
         self.key_dense.build(key_shape)

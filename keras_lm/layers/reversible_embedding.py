@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_lm.layers.initializers import clone_initializer
+
 
 @keras.saving.register_keras_serializable(package="keras_lm")
 class ReversibleEmbedding(keras.layers.Layer):
@@ -64,7 +66,7 @@ class ReversibleEmbedding(keras.layers.Layer):
             self.reverse_embeddings = self.add_weight(
                 name="reverse_embeddings",
                 shape=(self.output_dim, self.input_dim),
-                initializer=self.embeddings_initializer,
+                initializer=clone_initializer(self.embeddings_initializer),
             )
 
     def call(self, inputs, reverse=False):

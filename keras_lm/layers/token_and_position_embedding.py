@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_lm.layers.initializers import clone_initializer
 from keras_lm.layers.position_embedding import PositionEmbedding
 from keras_lm.layers.reversible_embedding import ReversibleEmbedding
 from keras_lm.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
@@ -68,7 +69,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
             vocabulary_size,
             embedding_dim,
             tie_weights=tie_weights,
-            embeddings_initializer=self.embeddings_initializer,
+            embeddings_initializer=clone_initializer(self.embeddings_initializer),
             dtype=self.dtype_policy,
             name="token_embedding",
         )
@@ -76,7 +77,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         if position_encoding == "learned":
             self.position_layer = PositionEmbedding(
                 sequence_length,
-                initializer=self.embeddings_initializer,
+                initializer=clone_initializer(self.embeddings_initializer),
                 dtype=self.dtype_policy,
                 name="position_embedding",
             )

@@ -126,3 +126,13 @@ def test_bad_arguments(rng):
         layer(x, x, cache=np.zeros((B, 2, T, H, DK), "float32"))
     with pytest.raises(ValueError, match="dropout"):
         MultiHeadAttention(num_heads=H, key_dim=DK, dropout=1.5)
+
+
+def test_projections_start_different():
+    """One unseeded initializer shared by q/k/v would start them identical (Keras 3)."""
+    layer = MultiHeadAttention(num_heads=H, key_dim=DK)
+    x = np.zeros((1, 2, D), "float32")
+    layer(x, x)
+    kernels = [np.array(d.kernel).reshape(D, -1) for d in
+               (layer.query_dense, layer.key_dense, layer.value_dense)]
+    assert not np.allclose(kernels[0], kernels[1]) and not np.allclose(kernels[1], kernels[2])
