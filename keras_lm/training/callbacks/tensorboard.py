@@ -1,0 +1,40 @@
+"""TensorBoard logging with settings cheap enough to leave on."""
+
+import importlib.util
+
+import keras
+from absl import logging
+
+
+def tensorboard_callback(log_dir, update_freq):
+    """A `keras.callbacks.TensorBoard` without profiling, graph or histograms, if installed.
+
+    TensorFlow 2.21 no longer installs the `tensorboard` package, without which
+    `tf.summary.scalar` fails mid-training; then this logs a warning and returns None.
+
+    Args:
+        log_dir: str, where the event files go (`<workdir>/tensorboard`).
+        update_freq: int, steps between batch-level scalar summaries (use `log_every`).
+
+    Returns:
+        A `keras.callbacks.TensorBoard` (batch summaries are indexed by the optimizer step, so a
+        resumed run continues the same curves), or None without the `tensorboard` package.
+
+    Example:
+
+    >>> callbacks = [tensorboard_callback(os.path.join(workdir, "tensorboard"), 100)]
+    """
+    if importlib.util.find_spec("tensorboard") is None:
+        logging.warning(
+            "TensorBoard summaries are off: the `tensorboard` package is not installed "
+            "(pip install tensorboard)."
+        )
+        return None
+    return keras.callbacks.TensorBoard(
+        log_dir=str(log_dir),
+        update_freq=int(update_freq),
+        histogram_freq=0,
+        write_graph=False,
+        write_images=False,
+        profile_batch=0,
+    )

@@ -1,0 +1,134 @@
+"""Distribution strategy, XLA and mixed precision: the three switches a run sets first."""
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+def create_strategy(name, tpu=None):
+    """Creates the `tf.distribute.Strategy` named by a config.
+
+    Args:
+        name: one of `"default"` (the current, usually single-device, strategy),
+            `"mirrored"` (every local GPU; without GPUs, every logical CPU device),
+            `"multi_worker"` (`MultiWorkerMirroredStrategy`, cluster from `TF_CONFIG`) or
+            `"tpu"`.
+        tpu: TPU name or `grpc://` address for `"tpu"`; None lets the resolver find a local
+            TPU or the one named by the environment (Cloud TPU VMs, Colab).
+
+    Returns:
+        A `tf.distribute.Strategy`, the same object for the same arguments within a process.
+        Build and compile the model inside its `scope()`.
+
+    Raises:
+        ValueError: for an unknown `name`, or `"tpu"` when no TPU can be found.
+
+    Example:
+
+    >>> strategy = create_strategy("mirrored")
+    >>> with strategy.scope():
+    ...     model = build_model()
+    """
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name not in STRATEGIES:
+        raise ValueError(f"Unknown `strategy` {name!r}. Expected one of {STRATEGIES}.")
+    # One strategy object per process and kind: a second MirroredStrategy over the same devices
+    # restarts the collective instance keys, and TF 2.21 then matches its all-reduces against
+    # the first one's ("Shape mismatch in the collective instance ..."); a second TPU
+    # initialisation would wipe the TPU's memory.
+    key = (name, tpu)
+    if key not in _STRATEGIES:
+        _STRATEGIES[key] = _new_strategy(name, tpu)
+    return _STRATEGIES[key]
+
+
+_STRATEGIES = {}
+
+
+def _new_strategy(name, tpu):
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        # MirroredStrategy() alone takes all GPUs or, without one, a single CPU; list the
+        # logical CPUs explicitly so a CPU host split into logical devices really mirrors.
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return _create_tpu_strategy(tpu)
+
+
+def _create_tpu_strategy(tpu):
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, RuntimeError, tf.errors.OpError) as error:
+        raise ValueError(
+            f"strategy='tpu' found no TPU (tpu={tpu!r}): {str(error).rstrip('.')}. Run on a "
+            "TPU VM or pass its name/address as `tpu`, or choose strategy='default' or 'mirrored'."
+        ) from error
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def resolve_jit_compile(strategy, requested):
+    """The `jit_compile` value to give `model.compile` under `strategy`.
+
+    XLA is honoured except in one known failure: with TF 2.21 / Keras 3.15, a multi-replica
+    strategy over CPU devices (a `MirroredStrategy` over logical CPUs) fails inside the
+    compiled step with "Trying to access resource ... replica_1 ... from device CPU:0". There
+    this returns False and logs why.
+
+    Args:
+        strategy: the `tf.distribute.Strategy` the model is compiled under.
+        requested: the configured `jit_compile` (True, False or "auto").
+
+    Returns:
+        `requested`, or False for multi-replica CPU-only strategies.
+
+    Example:
+
+    >>> resolve_jit_compile(tf.distribute.get_strategy(), True)
+    True
+    """
+    if not requested or strategy.num_replicas_in_sync <= 1:
+        return requested
+    device_types = {
+        tf.DeviceSpec.from_string(device).device_type for device in strategy.extended.worker_devices
+    }
+    if device_types <= {"CPU", None}:
+        logging.info(
+            "jit_compile=%r turned off: %s with %d replicas on CPU devices only; XLA cannot "
+            'compile a multi-replica step over CPUs in TF 2.21 / Keras 3.15 ("Trying to access '
+            'resource ... replica_1 ... from device CPU:0").',
+            requested,
+            type(strategy).__name__,
+            strategy.num_replicas_in_sync,
+        )
+        return False
+    return requested
+
+
+def set_precision(precision):
+    """Sets the global Keras dtype policy; call it before building the model.
+
+    Args:
+        precision: `"float32"`, `"mixed_bfloat16"` (bfloat16 compute, float32 variables: TPUs
+            and recent GPUs) or `"mixed_float16"` (float16 compute; Keras then wraps the
+            optimizer in a `LossScaleOptimizer` at `compile`).
+
+    Raises:
+        ValueError: for any other value.
+
+    Example:
+
+    >>> set_precision("mixed_bfloat16")
+    >>> keras.config.dtype_policy().compute_dtype
+    'bfloat16'
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"Unknown `precision` {precision!r}. Expected one of {PRECISIONS}.")
+    keras.config.set_dtype_policy(precision)

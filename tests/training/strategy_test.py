@@ -1,0 +1,69 @@
+import logging
+import types
+
+import keras
+import pytest
+import tensorflow as tf
+
+from keras_lm.training import create_strategy
+from keras_lm.training import resolve_jit_compile
+from keras_lm.training import set_precision
+
+
+def fake_strategy(*devices):
+    """The two attributes resolve_jit_compile reads, for device layouts this host lacks."""
+    extended = types.SimpleNamespace(worker_devices=tuple(devices))
+    return types.SimpleNamespace(num_replicas_in_sync=len(devices), extended=extended)
+
+
+CPU = "/job:localhost/replica:0/task:0/device:CPU:{}"
+GPU = "/job:localhost/replica:0/task:0/device:GPU:{}"
+
+
+def test_jit_compile_is_turned_off_only_for_multi_replica_cpu_strategies(caplog):
+    two_cpus = fake_strategy(CPU.format(0), CPU.format(1))
+    with caplog.at_level(logging.INFO):
+        assert resolve_jit_compile(two_cpus, True) is False
+    assert "jit_compile=True turned off" in caplog.text and "CPU" in caplog.text
+    assert resolve_jit_compile(two_cpus, "auto") is False
+    assert resolve_jit_compile(two_cpus, False) is False
+    assert resolve_jit_compile(fake_strategy(GPU.format(0), GPU.format(1)), True) is True
+    assert (
+        resolve_jit_compile(
+            fake_strategy(
+                "/job:worker/replica:0/task:0/device:TPU:0",
+                "/job:worker/replica:0/task:0/device:TPU:1",
+            ),
+            True,
+        )
+        is True
+    )
+    assert resolve_jit_compile(fake_strategy(CPU.format(0)), True) is True
+    assert resolve_jit_compile(tf.distribute.get_strategy(), True) is True
+    assert resolve_jit_compile(tf.distribute.get_strategy(), False) is False
+
+
+def test_create_strategy_default_and_errors():
+    assert create_strategy("default") is tf.distribute.get_strategy()
+    with pytest.raises(ValueError, match="strategy.*'mirored'"):
+        create_strategy("mirored")
+    # This host has no TPU: a clear error, not a hang or a TF traceback.
+    with pytest.raises(ValueError, match="strategy='tpu' found no TPU"):
+        create_strategy("tpu", tpu="local")
+
+
+def test_create_mirrored_strategy_uses_the_local_devices():
+    strategy = create_strategy("mirrored")
+    assert isinstance(strategy, tf.distribute.MirroredStrategy)
+    expected = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    assert strategy.num_replicas_in_sync == len(expected)
+
+
+def test_set_precision():
+    set_precision("mixed_bfloat16")
+    policy = keras.config.dtype_policy()
+    assert (policy.compute_dtype, policy.variable_dtype) == ("bfloat16", "float32")
+    set_precision("float32")
+    assert keras.config.dtype_policy().compute_dtype == "float32"
+    with pytest.raises(ValueError, match="precision.*'bfloat16'"):
+        set_precision("bfloat16")
