@@ -2,3 +2,4 @@
 
 from keras_lm.models.decoder_lm import DecoderLM
 from keras_lm.models.ngram_lm import NGramLM
+from keras_lm.models.recurrent_lm import RecurrentLM
