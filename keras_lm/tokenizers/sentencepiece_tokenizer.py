@@ -122,11 +122,19 @@ class SentencePieceTokenizer(Tokenizer):
     def _live_sentencepiece(self):
         """The tensorflow_text tokenizer, rebuilt if its resource was destroyed.
 
+        Inside a graph (tf.data map, tf.function, SavedModel signature) a tokenizer is built
+        in that graph, so the SentencePiece resource is created by the graph that uses it.
+        A handle captured from eager mode is not found when tf.data rewrites the pipeline
+        (e.g. `model.fit`'s rebatching): "Resource ..._SentencepieceOp... does not exist".
+
         tensorflow_text's SentencePiece resource is owned by its kernel, so
         `keras.backend.clear_session()` (which clears the kernel cache) destroys it, and every
         later call would fail with NotFoundError. We check (eagerly, also while tracing) and
         rebuild it from the model proto.
         """
+        if not tf.executing_eagerly():
+            tf_text = _import_tensorflow_text()
+            return tf_text.SentencepieceTokenizer(model=self._model_proto, out_type=tf.int32)
         with tf.init_scope():
             try:
                 self._sentencepiece.tokenize(tf.constant([""], tf.string))
