@@ -1,0 +1,140 @@
+"""The `keras-lm` command: train, evaluate and sample experiments from config files.
+
+    keras-lm train    --config=configs/demo.py --workdir=DIR [--config.train.steps=500]
+    keras-lm evaluate --workdir=DIR [--split=validation|test] [--checkpoint=latest|best]
+    keras-lm generate --workdir=DIR --prompt=TEXT [--max_new_tokens=N] [--temperature=0]
+
+`train` writes the resolved config into the workdir; `evaluate` and `generate` read it
+back, so they need no --config. The same --workdir resumes training from its latest
+checkpoint. This file only parses and dispatches: the work is in `keras_lm.tasks`.
+"""
+
+import runpy
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+COMMANDS = ("train", "evaluate", "generate")
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Experiment config file (configs/NAME.py); fields overridable as "
+    "--config.section.field=value.", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Experiment directory (created by train).")
+_SPLIT = flags.DEFINE_enum("split", "validation", ["train", "validation", "test"],
+                           "evaluate: the split to score.")
+_CHECKPOINT = flags.DEFINE_enum("checkpoint", "latest", ["latest", "best"],
+                                "evaluate/generate: which checkpoint to load.")
+_PROMPT = flags.DEFINE_multi_string("prompt", None, "generate: prompt text (repeatable).")
+_MAX_NEW_TOKENS = flags.DEFINE_integer("max_new_tokens", 200, "generate: tokens to add.")
+_TEMPERATURE = flags.DEFINE_float("temperature", 0.8, "generate: 0 means greedy.")
+_TOP_K = flags.DEFINE_integer("top_k", 0, "generate: keep the k most likely tokens (0: off).")
+_TOP_P = flags.DEFINE_float("top_p", 1.0, "generate: nucleus mass (1.0: off).")
+_SEED = flags.DEFINE_integer("seed", 0, "generate: sampling seed.")
+_STOP = flags.DEFINE_multi_string("stop", None, "generate: stop strings (repeatable).")
+_TRUNCATE = flags.DEFINE_bool("truncate", False,
+                              "generate: keep the end of a prompt too long for the context "
+                              "instead of failing.")
+
+
+def main(argv):
+    if len(argv) != 2 or argv[1] not in COMMANDS:
+        raise app.UsageError(
+            f"Give one command: {' | '.join(COMMANDS)}. Received: {argv[1:]}. "
+            "Example: keras-lm train --config=configs/demo.py --workdir=/tmp/demo"
+        )
+    if _WORKDIR.value is None:
+        raise app.UsageError("--workdir is required (the experiment directory).")
+    command = argv[1]
+    from keras_lm.tasks import language_model  # imports TensorFlow: after flag parsing
+
+    if command == "train":
+        _train(language_model)
+    elif command == "evaluate":
+        metrics = language_model.evaluate(_WORKDIR.value, _SPLIT.value, _CHECKPOINT.value)
+        print(f"{_SPLIT.value} @ step {metrics['step']}: {language_model.format_metrics(metrics)}"
+              f"  tokens={metrics['tokens']}")
+    else:
+        if not _PROMPT.value:
+            raise app.UsageError("generate needs --prompt=TEXT (repeat it for a batch).")
+        texts = language_model.generate(
+            _WORKDIR.value, _PROMPT.value, max_new_tokens=_MAX_NEW_TOKENS.value,
+            which=_CHECKPOINT.value, temperature=_TEMPERATURE.value, top_k=_TOP_K.value,
+            top_p=_TOP_P.value, seed=_SEED.value, stop_strings=_STOP.value,
+            truncate=_TRUNCATE.value)
+        for prompt, text in zip(_PROMPT.value, texts):
+            print(prompt + text)
+
+
+def _train(language_model):
+    config = _CONFIG.value
+    if config is None:
+        raise app.UsageError("train needs --config=configs/NAME.py.")
+    result = language_model.train(config, _WORKDIR.value)
+    logging.info("Trained steps %d..%d in %.1f s (%.0f tokens/s).", result.initial_step,
+                 result.final_step, result.wall_time_s, result.tokens_per_second)
+    metrics = language_model.evaluate_model(
+        result.model, language_model.build_tokenizer(config, _WORKDIR.value),
+        language_model._documents(config, "validation"), config.data.sequence_length,
+        config.train.batch_size)
+    print(f"validation @ step {result.final_step}: {language_model.format_metrics(metrics)}")
+    samples = config.get("sample")
+    if samples:
+        tokenizer = language_model.build_tokenizer(config, _WORKDIR.value)
+        texts = language_model.sample(
+            result.model, tokenizer, samples.prompts, samples.max_new_tokens,
+            temperature=samples.temperature, top_k=samples.top_k, top_p=samples.top_p,
+            seed=samples.seed)
+        for prompt, text in zip(samples.prompts, texts):
+            print(f"--- sample (temperature {samples.temperature}) ---\n{prompt}{text}")
+
+
+def check_config_overrides(argv):
+    """Fails early, listing the valid fields, when a --config.a.b override names no field.
+
+    ml_collections would raise an AttributeError with a traceback from inside flag parsing.
+    """
+    config_path = None
+    overrides = []
+    for arg in argv[1:]:
+        if arg.startswith("--config="):
+            config_path = arg.split("=", 1)[1]
+        elif arg.startswith("--config."):
+            overrides.append(arg[len("--config."):].split("=", 1)[0])
+    if not overrides or config_path is None:
+        return
+    try:
+        config = runpy.run_path(config_path)["get_config"]()
+    except FileNotFoundError:
+        raise app.UsageError(f"Config file not found: --config={config_path}") from None
+    for override in overrides:
+        node, walked = config, []
+        for part in override.split("."):
+            keys = list(node.keys()) if hasattr(node, "keys") else []
+            if part not in keys:
+                where = ".".join(["config"] + walked)
+                raise app.UsageError(
+                    f"Unknown config field '{override}' in --config.{override}: {where} has no "
+                    f"field '{part}'. Valid fields of {where}: {sorted(keys)}."
+                )
+            node, walked = node[part], walked + [part]
+
+
+def _parse_flags(argv):
+    try:
+        check_config_overrides(argv)
+    except app.UsageError as error:
+        print(f"FATAL: {error}", file=sys.stderr)
+        sys.exit(2)
+    return flags.FLAGS(argv)
+
+
+def run():
+    """Console-script entry point (`keras-lm`)."""
+    app.run(main, flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,255 @@
+"""Language modelling: train, evaluate and sample any keras_lm LM from a config.
+
+The one place where text, tokenizer, model, optimizer and strategy meet for LMs. Every LM
+(Transformer, recurrent, HMM, n-gram) is evaluated the same way, on the same tokens, so
+their figures share one scale:
+
+    loss               mean negative log-likelihood per token (nats)
+    perplexity         exp(loss)
+    bits_per_token     loss / ln 2
+    bits_per_character total NLL / ln 2 / (characters + documents)
+    bits_per_byte      total NLL / ln 2 / (UTF-8 bytes + documents)
+
+Each document ends with one separator token that the model must also predict; it counts as
+one character and one byte, so a character-level model's bits per token and bits per
+character coincide.
+"""
+
+import inspect
+import math
+import os
+import time
+
+import tensorflow as tf
+from absl import logging
+
+from keras_lm import data as lm_data
+from keras_lm import tokenizers
+from keras_lm.tasks import workdir as workdir_lib
+from keras_lm.training import cross_entropy_sums
+from keras_lm.training import fit
+
+# Model types of `config.model.type`, resolved lazily so each family stays optional.
+MODEL_TYPES = {
+    "decoder": ("keras_lm.models.decoder_lm", "DecoderLM"),
+}
+# Config values meaning "unset" for fields whose constructor default is None (ml_collections
+# cannot override a None field from the command line, so configs use 0 instead).
+_ZERO_MEANS_NONE = ("intermediate_dim", "num_key_value_heads")
+_FIT_SPLITS_FIELD = "fit_splits"
+
+
+def model_class(model_type):
+    if model_type not in MODEL_TYPES:
+        raise ValueError(
+            f"Unknown config.model.type {model_type!r}. Valid types: {sorted(MODEL_TYPES)}."
+        )
+    module, name = MODEL_TYPES[model_type]
+    return getattr(__import__(module, fromlist=[name]), name)
+
+
+def build_model(model_config, vocabulary_size):
+    """The model a `config.model` section describes, for a tokenizer of `vocabulary_size`."""
+    fields = dict(model_config.to_dict() if hasattr(model_config, "to_dict") else model_config)
+    cls = model_class(fields.pop("type", "decoder"))
+    valid = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "kwargs")]
+    unknown = sorted(set(fields) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"Unknown config.model field(s) {unknown} for {cls.__name__}. Valid fields: "
+            f"{sorted(valid)}."
+        )
+    if "vocabulary_size" in fields and fields["vocabulary_size"] != vocabulary_size:
+        raise ValueError(
+            f"config.model.vocabulary_size={fields['vocabulary_size']} does not match the "
+            f"tokenizer's vocabulary of {vocabulary_size}; drop the field (it is taken from "
+            "the tokenizer) or fix the tokenizer."
+        )
+    fields["vocabulary_size"] = vocabulary_size
+    for name in _ZERO_MEANS_NONE:
+        if fields.get(name) == 0:
+            fields[name] = None
+    model = cls(**fields)
+    model.build()
+    return model
+
+
+def build_tokenizer(config, workdir=None):
+    """Loads the workdir's tokenizer, or builds it from `config.tokenizer` (and saves it)."""
+    directory = None if workdir is None else os.path.join(workdir, workdir_lib.TOKENIZER_DIR)
+    if directory is not None and os.path.isdir(directory):
+        return tokenizers.load_tokenizer(directory)
+    tokenizer_config = config.tokenizer.to_dict()
+    fit_splits = tokenizer_config.pop(_FIT_SPLITS_FIELD, ("train",))
+    texts = None
+    if tokenizer_config.get("type") in ("char", "sentencepiece") and not tokenizer_config.get(
+        "model_file"
+    ):
+        texts = []
+        for split in fit_splits:
+            texts.extend(_documents(config, split))
+    return tokenizers.from_config(tokenizer_config, texts=texts, directory=directory)
+
+
+def _documents(config, split):
+    options = config.data.get("source_options", None) or {}
+    if hasattr(options, "to_dict"):
+        options = options.to_dict()
+    return lm_data.load_documents(config.data.source, split, **options)
+
+
+def train(config, workdir):
+    """Trains (or resumes) the experiment `config` in `workdir`; returns a `TrainResult`."""
+    workdir = os.fspath(workdir)
+    workdir_lib.write_config(workdir, config)
+    tokenizer = build_tokenizer(config, workdir)
+    logging.info("Tokenizer %s, vocabulary %d.", type(tokenizer).__name__,
+                 tokenizer.vocabulary_size)
+    batch_size, sequence_length = config.train.batch_size, config.data.sequence_length
+    if config.model.get("sequence_length", sequence_length) < sequence_length:
+        raise ValueError(
+            f"config.data.sequence_length={sequence_length} is longer than the model's "
+            f"context config.model.sequence_length={config.model.sequence_length}."
+        )
+    _, validation_ds = lm_data.build_lm_datasets(config.data, tokenizer, batch_size)
+
+    def make_train_dataset(start_step):
+        train_ds, _ = lm_data.build_lm_datasets(config.data, tokenizer, batch_size, start_step)
+        return train_ds
+
+    def build():
+        model = build_model(config.model, tokenizer.vocabulary_size)
+        logging.info("%s: %s parameters.", type(model).__name__, f"{model.count_params():,}")
+        return model
+
+    return fit(
+        build_model=build,
+        make_train_dataset=make_train_dataset,
+        validation_dataset=validation_ds,
+        workdir=workdir,
+        train_config=config.train,
+        tokens_per_step=batch_size * sequence_length,
+    )
+
+
+def load(workdir, which="latest"):
+    """(config, tokenizer, model, step) of a trained workdir."""
+    config = workdir_lib.read_config(workdir)
+    tokenizer = build_tokenizer(config, workdir)
+    model = build_model(config.model, tokenizer.vocabulary_size)
+    step = workdir_lib.restore_weights(model, workdir, which)
+    return config, tokenizer, model, step
+
+
+def evaluate_model(model, tokenizer, documents, sequence_length, batch_size):
+    """Loss, perplexity, bits per token / character / byte of `model` on `documents`.
+
+    Every token of every document (and each document's separator) is scored exactly once,
+    in windows of `sequence_length` with no overlap.
+    """
+    dataset = lm_data.lm_dataset(
+        documents, tokenizer, sequence_length, batch_size, training=False, packing="concat"
+    )
+    stats = lm_data.corpus_statistics(documents, tokenizer)
+
+    @tf.function(jit_compile=True, reduce_retracing=True)
+    def sums(features, labels, weights):
+        return cross_entropy_sums(labels, model(features, training=False), weights)
+
+    total, count = 0.0, 0.0
+    for features, labels, weights in dataset:
+        batch_total, batch_count = sums(features, labels, weights)
+        total += float(batch_total)
+        count += float(batch_count)
+    if int(round(count)) != stats["lm_tokens"]:
+        raise RuntimeError(
+            f"Evaluation scored {count} tokens but the corpus has {stats['lm_tokens']}: the "
+            "validation pipeline must score every token exactly once."
+        )
+    return summarize(total, stats)
+
+
+def summarize(total_nll, stats):
+    """Turns a summed NLL (nats) over `stats['lm_tokens']` labels into the shared metrics."""
+    tokens = stats["lm_tokens"]
+    loss = total_nll / tokens
+    bits = total_nll / math.log(2)
+    return {
+        "loss": loss,
+        "perplexity": math.exp(min(loss, 700.0)),
+        "bits_per_token": loss / math.log(2),
+        "bits_per_character": bits / (stats["characters"] + stats["documents"]),
+        "bits_per_byte": bits / (stats["bytes"] + stats["documents"]),
+        "tokens": tokens,
+        "characters": stats["characters"],
+        "documents": stats["documents"],
+    }
+
+
+def evaluate(workdir, split="validation", which="latest", batch_size=None):
+    """Evaluates a trained workdir on a split; returns the metrics dict (plus `step`)."""
+    config, tokenizer, model, step = load(workdir, which)
+    documents = _documents(config, split)
+    start = time.perf_counter()
+    metrics = evaluate_model(
+        model, tokenizer, documents, config.data.sequence_length,
+        batch_size or config.train.batch_size,
+    )
+    metrics.update(step=step, split=split, seconds=time.perf_counter() - start)
+    return metrics
+
+
+def sample(model, tokenizer, prompts, max_new_tokens, temperature=0.8, top_k=0, top_p=1.0,
+           seed=0, **kwargs):
+    """Text continuations of `prompts` (a list of str), cut to fit the context."""
+    max_new_tokens = min(max_new_tokens, model.sequence_length - 1)
+    return model.generate(
+        list(prompts), max_new_tokens=max_new_tokens, tokenizer=tokenizer,
+        temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, truncate=True, **kwargs
+    )
+
+
+def generate(workdir, prompts, max_new_tokens=200, which="latest", **kwargs):
+    """Loads a workdir and continues `prompts`; see `keras_lm.generation.generate`."""
+    _, tokenizer, model, _ = load(workdir, which)
+    return model.generate(list(prompts), max_new_tokens=max_new_tokens, tokenizer=tokenizer,
+                          **kwargs)
+
+
+def format_metrics(metrics):
+    keys = ["loss", "perplexity", "bits_per_token", "bits_per_character", "bits_per_byte"]
+    return "  ".join(f"{k}={metrics[k]:.4f}" for k in keys if k in metrics)
+
+
+
+def default_config():
+    """The fields every language-model config shares, with small CPU-friendly defaults.
+
+    Configs in `configs/` start from this and override what their recipe changes, so a
+    field name means the same thing in every experiment (`config.train.steps`,
+    `config.data.sequence_length`, `config.model.hidden_dim`, ...).
+    """
+    import ml_collections
+
+    from keras_lm.training import default_train_config
+
+    config = ml_collections.ConfigDict()
+    config.task = "language_model"
+    config.data = ml_collections.ConfigDict(
+        dict(source="builtin:pydoc", sequence_length=128, packing="concat",
+             shuffle_buffer=10_000, seed=0)
+    )
+    # fit_splits: the splits whose text builds a char vocabulary / trains SentencePiece.
+    config.tokenizer = ml_collections.ConfigDict(dict(type="char", fit_splits=("train",)))
+    config.model = ml_collections.ConfigDict(
+        dict(type="decoder", num_layers=4, num_heads=4, hidden_dim=128, intermediate_dim=0,
+             sequence_length=128, num_key_value_heads=0, activation="gelu",
+             position_encoding="learned", norm="layer_norm", dropout=0.0,
+             tie_embeddings=True)
+    )
+    config.train = default_train_config()
+    # Samples printed at the end of `keras-lm train`.
+    config.sample = ml_collections.ConfigDict(
+        dict(prompts=("\n",), max_new_tokens=200, temperature=0.8, top_k=0, top_p=1.0, seed=0)
+    )
+    return config
