@@ -31,7 +31,7 @@ def shrink(config, source, steps=4):
         if name in model:
             model[name] = value
     if config.tokenizer.get("type") == "sentencepiece":
-        config.tokenizer.vocab_size = 60
+        config.tokenizer.vocab_size = 40
     config.train.update(steps=steps, batch_size=4, eval_every=2, log_every=2, eval_steps=2,
                         warmup_steps=1)
     if "sample" in config:

@@ -1,0 +1,110 @@
+"""The keras-lm command end to end, in subprocesses as a user runs it."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from keras_lm.testing.configs import write_tiny_corpus
+
+CONFIG = '''
+from keras_lm.tasks.language_model import default_config
+from keras_lm.testing.configs import shrink
+
+
+def get_config():
+    config = shrink(default_config(), {source!r}, steps={steps})
+    config.train.eval_every = {eval_every}
+    config.train.jit_compile = False  # compiles faster: these runs are a few steps long
+    return config
+'''
+
+
+def _env():
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return env
+
+
+def _keras_lm(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "keras_lm", *args], capture_output=True,
+                          text=True, timeout=timeout, env=_env())
+
+
+@pytest.fixture
+def config_file(tmp_path):
+    def make(steps, eval_every):
+        source = write_tiny_corpus(str(tmp_path / "corpus"))
+        path = tmp_path / f"tiny_{steps}.py"
+        path.write_text(CONFIG.format(source=source, steps=steps, eval_every=eval_every))
+        return str(path)
+
+    return make
+
+
+@pytest.mark.slow
+def test_train_evaluate_generate(tmp_path, config_file):
+    workdir = str(tmp_path / "run")
+    result = _keras_lm("train", f"--config={config_file(6, 3)}", f"--workdir={workdir}",
+                       "--config.train.learning_rate=0.005")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "step 6/6" in result.stderr and "tokens/s" in result.stderr
+    assert "validation @ step 6: loss=" in result.stdout
+    assert "--- sample" in result.stdout
+    assert os.path.isfile(os.path.join(workdir, "config.json"))
+
+    result = _keras_lm("evaluate", f"--workdir={workdir}", "--split=test")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "test @ step 6:" in result.stdout and "bits_per_character=" in result.stdout
+
+    result = _keras_lm("generate", f"--workdir={workdir}", "--prompt=it was",
+                       "--max_new_tokens=5", "--temperature=0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.startswith("it was") and len(result.stdout.rstrip("\n")) >= 6
+
+
+def test_unknown_override_lists_valid_fields(config_file, tmp_path):
+    result = _keras_lm("train", f"--config={config_file(2, 1)}", f"--workdir={tmp_path}/w",
+                       "--config.train.stepz=3")
+    assert result.returncode != 0
+    assert "Unknown config field 'train.stepz'" in result.stderr
+    assert "'steps'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_usage_errors(tmp_path):
+    result = _keras_lm("fly", f"--workdir={tmp_path}")
+    assert result.returncode != 0 and "train | evaluate | generate" in result.stderr
+    result = _keras_lm("evaluate", f"--workdir={tmp_path}/missing")
+    assert result.returncode != 0 and "not a keras_lm workdir" in result.stderr
+
+
+@pytest.mark.slow
+def test_resume_after_kill(tmp_path, config_file):
+    """SIGKILL mid-run, restart: it continues from the saved step and ends at the total."""
+    workdir = str(tmp_path / "run")
+    config = config_file(60, 5)
+    args = [sys.executable, "-m", "keras_lm", "train", f"--config={config}",
+            f"--workdir={workdir}"]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               env=_env(), text=True)
+    marker = os.path.join(workdir, "checkpoints", "ckpt-10.index")
+    deadline = time.monotonic() + 240
+    while not os.path.exists(marker) and process.poll() is None:
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = max(int(f[len("ckpt-"):-len(".index")])
+                    for f in os.listdir(os.path.dirname(marker)) if f.endswith(".index"))
+    assert 10 <= killed_at < 60
+
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300, env=_env())
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"(step {killed_at}" in result.stderr  # "Restored .../ckpt-N (step N, ...)"
+    assert f"Training steps {killed_at + 1}..60 of 60" in result.stderr
+    assert "step 60/60" in result.stderr
+    assert os.path.exists(os.path.join(workdir, "checkpoints", "ckpt-60.index"))
