@@ -39,6 +39,25 @@ _TRUNCATE = flags.DEFINE_bool("truncate", False,
                               "instead of failing.")
 
 
+# config.task -> the module that implements it. A task module offers:
+#   train_and_report(config, workdir) -> None    (trains, then prints metrics / samples)
+#   evaluate(workdir, split, which) -> dict       and format_metrics(dict) -> str
+#   generate(workdir, prompts, **sampling) -> list[str]   (generative tasks)
+#   predict(workdir, text, text_pair, question, context) -> str   (classifiers, QA)
+TASKS = {
+    "language_model": "keras_lm.tasks.language_model",
+}
+
+
+def task_module(task):
+    """The module implementing `task` (imports TensorFlow; call after flag parsing)."""
+    import importlib
+
+    if task not in TASKS:
+        raise app.UsageError(f"Unknown config.task {task!r}. Valid tasks: {sorted(TASKS)}.")
+    return importlib.import_module(TASKS[task])
+
+
 def main(argv):
     if len(argv) != 2 or argv[1] not in COMMANDS:
         raise app.UsageError(
@@ -47,48 +66,29 @@ def main(argv):
         )
     if _WORKDIR.value is None:
         raise app.UsageError("--workdir is required (the experiment directory).")
-    command = argv[1]
-    from keras_lm.tasks import language_model  # imports TensorFlow: after flag parsing
-
+    command, workdir = argv[1], _WORKDIR.value
     if command == "train":
-        _train(language_model)
-    elif command == "evaluate":
-        metrics = language_model.evaluate(_WORKDIR.value, _SPLIT.value, _CHECKPOINT.value)
-        print(f"{_SPLIT.value} @ step {metrics['step']}: {language_model.format_metrics(metrics)}"
-              f"  tokens={metrics['tokens']}")
-    else:
+        if _CONFIG.value is None:
+            raise app.UsageError("train needs --config=configs/NAME.py.")
+        config = _CONFIG.value
+        task_module(config.get("task", "language_model")).train_and_report(config, workdir)
+        return
+    from keras_lm.tasks import workdir as workdir_lib
+
+    task = task_module(workdir_lib.read_config(workdir).get("task", "language_model"))
+    if command == "evaluate":
+        metrics = task.evaluate(workdir, _SPLIT.value, _CHECKPOINT.value)
+        print(f"{_SPLIT.value} @ step {metrics['step']}: {task.format_metrics(metrics)}")
+    elif command == "generate":
         if not _PROMPT.value:
             raise app.UsageError("generate needs --prompt=TEXT (repeat it for a batch).")
-        texts = language_model.generate(
-            _WORKDIR.value, _PROMPT.value, max_new_tokens=_MAX_NEW_TOKENS.value,
+        texts = task.generate(
+            workdir, _PROMPT.value, max_new_tokens=_MAX_NEW_TOKENS.value,
             which=_CHECKPOINT.value, temperature=_TEMPERATURE.value, top_k=_TOP_K.value,
             top_p=_TOP_P.value, seed=_SEED.value, stop_strings=_STOP.value,
             truncate=_TRUNCATE.value)
         for prompt, text in zip(_PROMPT.value, texts):
             print(prompt + text)
-
-
-def _train(language_model):
-    config = _CONFIG.value
-    if config is None:
-        raise app.UsageError("train needs --config=configs/NAME.py.")
-    result = language_model.train(config, _WORKDIR.value)
-    logging.info("Trained steps %d..%d in %.1f s (%.0f tokens/s).", result.initial_step,
-                 result.final_step, result.wall_time_s, result.tokens_per_second)
-    metrics = language_model.evaluate_model(
-        result.model, language_model.build_tokenizer(config, _WORKDIR.value),
-        language_model._documents(config, "validation"), config.data.sequence_length,
-        config.train.batch_size)
-    print(f"validation @ step {result.final_step}: {language_model.format_metrics(metrics)}")
-    samples = config.get("sample")
-    if samples:
-        tokenizer = language_model.build_tokenizer(config, _WORKDIR.value)
-        texts = language_model.sample(
-            result.model, tokenizer, samples.prompts, samples.max_new_tokens,
-            temperature=samples.temperature, top_k=samples.top_k, top_p=samples.top_p,
-            seed=samples.seed)
-        for prompt, text in zip(samples.prompts, texts):
-            print(f"--- sample (temperature {samples.temperature}) ---\n{prompt}{text}")
 
 
 def check_config_overrides(argv):

@@ -218,7 +218,27 @@ def generate(workdir, prompts, max_new_tokens=200, which="latest", **kwargs):
 
 def format_metrics(metrics):
     keys = ["loss", "perplexity", "bits_per_token", "bits_per_character", "bits_per_byte"]
-    return "  ".join(f"{k}={metrics[k]:.4f}" for k in keys if k in metrics)
+    text = "  ".join(f"{k}={metrics[k]:.4f}" for k in keys if k in metrics)
+    return text + (f"  tokens={metrics['tokens']}" if "tokens" in metrics else "")
+
+
+def train_and_report(config, workdir):
+    """`keras-lm train`: trains, prints validation metrics and the config's samples."""
+    result = train(config, workdir)
+    logging.info("Trained steps %d..%d in %.1f s (%.0f tokens/s).", result.initial_step,
+                 result.final_step, result.wall_time_s, result.tokens_per_second)
+    tokenizer = build_tokenizer(config, workdir)
+    metrics = evaluate_model(result.model, tokenizer, _documents(config, "validation"),
+                             config.data.sequence_length, config.train.batch_size)
+    print(f"validation @ step {result.final_step}: {format_metrics(metrics)}")
+    samples = config.get("sample")
+    if samples:
+        texts = sample(result.model, tokenizer, samples.prompts, samples.max_new_tokens,
+                       temperature=samples.temperature, top_k=samples.top_k,
+                       top_p=samples.top_p, seed=samples.seed)
+        for prompt, text in zip(samples.prompts, texts):
+            print(f"--- sample (temperature {samples.temperature}) ---\n{prompt}{text}")
+    return result
 
 
 
