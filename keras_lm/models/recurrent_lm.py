@@ -318,7 +318,16 @@ def scan_cell(cell, inputs, states, keep=None, training=False):
         # Keras's TF scan wants the per-step outputs shaped like the carry: emit the states.
         return new_states, new_states
 
-    final, sequence = ops.scan(step, list(states), xs)
+    if keras.backend.backend() == "tensorflow":
+        # tf.scan bounds its while loop by T (maximum_iterations), which XLA needs to
+        # differentiate through it; keras.ops.scan's loop is unbounded ("XLA compilation
+        # requires a fixed tensor list size" under fit(jit_compile=True)).
+        import tensorflow as tf
+
+        sequence = tf.scan(lambda carry, x: step(carry, x)[1], xs, initializer=list(states))
+        final = [s[-1] for s in sequence]
+    else:
+        final, sequence = ops.scan(step, list(states), xs)
     return ops.transpose(sequence[0], (1, 0, 2)), list(final)  # h: (T, B, H) -> (B, T, H)
 
 

@@ -20,6 +20,7 @@ import math
 import os
 import time
 
+import keras
 import tensorflow as tf
 from absl import logging
 
@@ -32,7 +33,12 @@ from keras_lm.training import fit
 # Model types of `config.model.type`, resolved lazily so each family stays optional.
 MODEL_TYPES = {
     "decoder": ("keras_lm.models.decoder_lm", "DecoderLM"),
+    "rnn": ("keras_lm.models.recurrent_lm", "RecurrentLM"),
+    "ngram": ("keras_lm.models.ngram_lm", "NGramLM"),
 }
+# Counted, not trained by gradient: `train` counts, `load` reads the counts back.
+_COUNT_MODELS = ("ngram",)
+NGRAM_DIR = "ngram"
 # Config values meaning "unset" for fields whose constructor default is None (ml_collections
 # cannot override a None field from the command line, so configs use 0 instead).
 _ZERO_MEANS_NONE = ("intermediate_dim", "num_key_value_heads")
@@ -48,8 +54,12 @@ def model_class(model_type):
     return getattr(__import__(module, fromlist=[name]), name)
 
 
-def build_model(model_config, vocabulary_size):
-    """The model a `config.model` section describes, for a tokenizer of `vocabulary_size`."""
+def build_model(model_config, vocabulary_size, tokenizer=None):
+    """The model a `config.model` section describes, for a tokenizer of `vocabulary_size`.
+
+    Special-token ids a model asks for (`bos_id`, `eos_id`, `unk_id`: the n-gram model's
+    sequence boundaries) come from `tokenizer`.
+    """
     fields = dict(model_config.to_dict() if hasattr(model_config, "to_dict") else model_config)
     cls = model_class(fields.pop("type", "decoder"))
     valid = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "kwargs")]
@@ -69,8 +79,12 @@ def build_model(model_config, vocabulary_size):
     for name in _ZERO_MEANS_NONE:
         if fields.get(name) == 0:
             fields[name] = None
+    for name in ("bos_id", "eos_id", "unk_id"):
+        if name in valid and name not in fields and tokenizer is not None:
+            fields[name] = getattr(tokenizer, name)
     model = cls(**fields)
-    model.build()
+    if hasattr(model, "build"):
+        model.build()
     return model
 
 
@@ -105,6 +119,8 @@ def train(config, workdir):
     tokenizer = build_tokenizer(config, workdir)
     logging.info("Tokenizer %s, vocabulary %d.", type(tokenizer).__name__,
                  tokenizer.vocabulary_size)
+    if config.model.get("type", "decoder") in _COUNT_MODELS:
+        return _count_ngrams(config, workdir, tokenizer)
     batch_size, sequence_length = config.train.batch_size, config.data.sequence_length
     if config.model.get("sequence_length", sequence_length) < sequence_length:
         raise ValueError(
@@ -132,10 +148,40 @@ def train(config, workdir):
     )
 
 
+def _token_ids(tokenizer, documents):
+    ragged = tokenizer.tokenize(tf.constant(list(documents)))
+    return [row.numpy() for row in ragged]
+
+
+def _count_ngrams(config, workdir, tokenizer):
+    """`train` for the n-gram model: count the train split, save the counts."""
+    from keras_lm.training import TrainResult
+
+    start = time.perf_counter()
+    model = build_model(config.model, tokenizer.vocabulary_size, tokenizer)
+    sequences = _token_ids(tokenizer, _documents(config, "train"))
+    model.fit(sequences)
+    model.save(os.path.join(workdir, NGRAM_DIR))
+    seconds = time.perf_counter() - start
+    tokens = sum(len(s) for s in sequences)
+    logging.info("Counted %d-grams of %s tokens in %.1f s.", model.order, f"{tokens:,}", seconds)
+    return TrainResult(initial_step=0, final_step=0, history={}, wall_time_s=seconds,
+                       tokens_per_second=tokens / max(seconds, 1e-9), model=model)
+
+
 def load(workdir, which="latest"):
     """(config, tokenizer, model, step) of a trained workdir."""
     config = workdir_lib.read_config(workdir)
     tokenizer = build_tokenizer(config, workdir)
+    if config.model.get("type", "decoder") in _COUNT_MODELS:
+        directory = os.path.join(workdir, NGRAM_DIR)
+        if not os.path.isdir(directory):
+            raise FileNotFoundError(
+                f"No n-gram counts in {directory!r}: run `keras-lm train "
+                f"--workdir={workdir}` first."
+            )
+        model = model_class(config.model.type).load(directory, tokenizer.vocabulary_size)
+        return config, tokenizer, model, 0
     model = build_model(config.model, tokenizer.vocabulary_size)
     step = workdir_lib.restore_weights(model, workdir, which)
     return config, tokenizer, model, step
@@ -147,10 +193,18 @@ def evaluate_model(model, tokenizer, documents, sequence_length, batch_size):
     Every token of every document (and each document's separator) is scored exactly once,
     in windows of `sequence_length` with no overlap.
     """
+    stats = lm_data.corpus_statistics(documents, tokenizer)
+    if not isinstance(model, keras.Model):  # a counted model scores whole documents
+        scores = model.score(_token_ids(tokenizer, documents))
+        if scores["tokens"] != stats["lm_tokens"]:
+            raise RuntimeError(
+                f"{type(model).__name__} scored {scores['tokens']} tokens, the corpus has "
+                f"{stats['lm_tokens']} (document tokens plus one separator each)."
+            )
+        return summarize(-scores["log_prob_sum"], stats)
     dataset = lm_data.lm_dataset(
         documents, tokenizer, sequence_length, batch_size, training=False, packing="concat"
     )
-    stats = lm_data.corpus_statistics(documents, tokenizer)
 
     @tf.function(jit_compile=True, reduce_retracing=True)
     def sums(features, labels, weights):
@@ -202,6 +256,8 @@ def evaluate(workdir, split="validation", which="latest", batch_size=None):
 def sample(model, tokenizer, prompts, max_new_tokens, temperature=0.8, top_k=0, top_p=1.0,
            seed=0, **kwargs):
     """Text continuations of `prompts` (a list of str), cut to fit the context."""
+    if not isinstance(model, keras.Model):
+        return _sample_counted(model, tokenizer, prompts, max_new_tokens, temperature, seed)
     max_new_tokens = min(max_new_tokens, model.sequence_length - 1)
     return model.generate(
         list(prompts), max_new_tokens=max_new_tokens, tokenizer=tokenizer,
@@ -209,9 +265,34 @@ def sample(model, tokenizer, prompts, max_new_tokens, temperature=0.8, top_k=0, 
     )
 
 
+def _sample_counted(model, tokenizer, prompts, max_new_tokens, temperature, seed,
+                    stop_strings=None):
+    """Continuations from a counted model (n-gram): one document start per prompt."""
+    texts = []
+    for prompt in prompts:
+        ids = tokenizer.tokenize(prompt).numpy()
+        out = model.generate(ids, max_new_tokens, temperature=temperature, seed=seed,
+                             stop_ids=(tokenizer.eos_id,))[len(ids):]
+        if len(out) and out[-1] == tokenizer.eos_id:
+            out = out[:-1]
+        text = tokenizer.detokenize(tf.constant(out, tf.int32)).numpy().decode("utf-8",
+                                                                                 "replace")
+        for stop in stop_strings or ():
+            text = text.split(stop, 1)[0]
+        texts.append(text)
+    return texts
+
+
 def generate(workdir, prompts, max_new_tokens=200, which="latest", **kwargs):
     """Loads a workdir and continues `prompts`; see `keras_lm.generation.generate`."""
     _, tokenizer, model, _ = load(workdir, which)
+    if not isinstance(model, keras.Model):
+        unsupported = sorted(k for k in ("top_k", "top_p") if kwargs.get(k) not in (None, 0, 1.0))
+        if unsupported:
+            raise ValueError(f"The n-gram model samples with temperature only; drop {unsupported}.")
+        return _sample_counted(model, tokenizer, prompts, max_new_tokens,
+                               kwargs.get("temperature", 0.8), kwargs.get("seed"),
+                               kwargs.get("stop_strings"))
     return model.generate(list(prompts), max_new_tokens=max_new_tokens, tokenizer=tokenizer,
                           **kwargs)
 

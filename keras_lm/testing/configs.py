@@ -27,7 +27,8 @@ def shrink(config, source, steps=4):
     if "sequence_length" in model:
         model.sequence_length = 16
     for name, value in (("num_layers", 1), ("hidden_dim", 16), ("num_heads", 2),
-                        ("intermediate_dim", 32), ("num_key_value_heads", 0)):
+                        ("intermediate_dim", 32), ("num_key_value_heads", 0),
+                        ("embedding_dim", 8), ("order", 3)):
         if name in model:
             model[name] = value
     if config.tokenizer.get("type") == "sentencepiece":

@@ -88,3 +88,31 @@ def test_bad_model_config(tiny_config):
         language_model.build_model({**tiny_config.model.to_dict(), "type": "lstmm"}, 50)
     with pytest.raises(ValueError, match="does not match the tokenizer"):
         language_model.build_model({**tiny_config.model.to_dict(), "vocabulary_size": 7}, 50)
+
+
+@pytest.mark.parametrize("model", [
+    dict(type="rnn", cell="gru", num_layers=1, hidden_dim=16, sequence_length=64),
+    dict(type="ngram", order=3),
+])
+def test_classic_models_share_the_task(tmp_path, tiny_config, model):
+    """Recurrent and n-gram LMs train, evaluate and generate through the same task code."""
+    tiny_config.model = model
+    workdir = str(tmp_path / model["type"])
+    result = language_model.train(tiny_config, workdir)
+    metrics = language_model.evaluate(workdir, "validation")
+    assert metrics["tokens"] == metrics["characters"] + metrics["documents"]
+    if model["type"] == "ngram":
+        # Counts of a corpus made of one repeated sentence: the validation text is easy.
+        assert metrics["bits_per_character"] < 1.0
+        assert result.model.order == 3
+    texts = language_model.generate(workdir, ["it was "], max_new_tokens=6, temperature=0.0,
+                                    seed=0)
+    assert len(texts) == 1 and isinstance(texts[0], str)
+    if model["type"] == "ngram":
+        # Greedy = the argmax chain of the model's own next-token distributions.
+        _, tokenizer, counted, _ = language_model.load(workdir)
+        ids = list(tokenizer.tokenize("it was ").numpy())
+        for _ in range(6):
+            ids.append(int(np.argmax(counted.next_token_distribution(ids))))
+        expected = tokenizer.detokenize(np.array(ids[7:], "int32")).numpy().decode()
+        assert texts[0] == expected

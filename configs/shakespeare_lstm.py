@@ -1,0 +1,25 @@
+"""Character LSTM LM on Shakespeare (the recurrent baseline of the classic-LM comparison).
+
+Same data, vocabulary, windows (64), batch (12) and optimizer schedule as
+configs/shakespeare_char.py, so the comparison isolates the model. GRU or plain RNN:
+--config.model.cell=gru (or rnn).
+
+Command:
+    keras-lm train --config=configs/shakespeare_lstm.py --workdir=/tmp/shakespeare_lstm
+    keras-lm evaluate --workdir=/tmp/shakespeare_lstm --split=test
+"""
+
+from keras_lm.tasks.language_model import default_config
+
+
+def get_config():
+    config = default_config()
+    config.data.source = "shakespeare"
+    config.data.sequence_length = 64
+    config.tokenizer.fit_splits = ("train", "validation", "test")
+    config.model = dict(type="rnn", cell="lstm", num_layers=2, hidden_dim=256, embedding_dim=128,
+                        dropout=0.0, tie_embeddings=True, sequence_length=512)
+    config.train.update(steps=2000, batch_size=12, learning_rate=2e-3, warmup_steps=100,
+                        min_learning_rate=2e-4, log_every=100, eval_every=250, eval_steps=200)
+    config.sample.update(prompts=("ROMEO:\n",), max_new_tokens=200)
+    return config
