@@ -27,5 +27,6 @@ def get_config():
         log_every=50,
         eval_every=200,
     )
-    config.sample.update(prompts=("The ", "class "), max_new_tokens=160)
+    config.sample.update(prompts=("The for statement ", "A dictionary "), max_new_tokens=100,
+                         top_k=10)
     return config

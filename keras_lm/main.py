@@ -3,9 +3,10 @@
     keras-lm train    --config=configs/demo.py --workdir=DIR [--config.train.steps=500]
     keras-lm evaluate --workdir=DIR [--split=validation|test] [--checkpoint=latest|best]
     keras-lm generate --workdir=DIR --prompt=TEXT [--max_new_tokens=N] [--temperature=0]
+    keras-lm export   --workdir=DIR --export_dir=OUT [--version=N] [--overwrite]
 
-`train` writes the resolved config into the workdir; `evaluate` and `generate` read it
-back, so they need no --config. The same --workdir resumes training from its latest
+`train` writes the resolved config into the workdir; `evaluate`, `generate` and `export` read
+it back, so they need no --config. The same --workdir resumes training from its latest
 checkpoint. This file only parses and dispatches: the work is in `keras_lm.tasks`.
 """
 
@@ -17,7 +18,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-COMMANDS = ("train", "evaluate", "generate")
+COMMANDS = ("train", "evaluate", "generate", "export")
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file (configs/NAME.py); fields overridable as "
@@ -26,7 +27,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Experiment directory (created b
 _SPLIT = flags.DEFINE_enum("split", "validation", ["train", "validation", "test"],
                            "evaluate: the split to score.")
 _CHECKPOINT = flags.DEFINE_enum("checkpoint", "latest", ["latest", "best"],
-                                "evaluate/generate: which checkpoint to load.")
+                                "evaluate/generate/export: which checkpoint to load.")
 _PROMPT = flags.DEFINE_multi_string("prompt", None, "generate: prompt text (repeatable).")
 _MAX_NEW_TOKENS = flags.DEFINE_integer("max_new_tokens", 200, "generate: tokens to add.")
 _TEMPERATURE = flags.DEFINE_float("temperature", 0.8, "generate: 0 means greedy.")
@@ -37,6 +38,13 @@ _STOP = flags.DEFINE_multi_string("stop", None, "generate: stop strings (repeata
 _TRUNCATE = flags.DEFINE_bool("truncate", False,
                               "generate: keep the end of a prompt too long for the context "
                               "instead of failing.")
+_EXPORT_DIR = flags.DEFINE_string("export_dir", None,
+                                  "export: the model base directory (TF Serving's "
+                                  "--model_base_path); the SavedModel goes to OUT/<version>/.")
+_VERSION = flags.DEFINE_integer("version", None,
+                                "export: version number (default: the next free one).")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False,
+                               "export: replace an existing version directory.")
 
 
 # config.task -> the module that implements it. A task module offers:
@@ -44,6 +52,7 @@ _TRUNCATE = flags.DEFINE_bool("truncate", False,
 #   evaluate(workdir, split, which) -> dict       and format_metrics(dict) -> str
 #   generate(workdir, prompts, **sampling) -> list[str]   (generative tasks)
 #   predict(workdir, text, text_pair, question, context) -> str   (classifiers, QA)
+#   export(workdir, export_dir, version, overwrite, which) -> str  (SavedModel version dir)
 TASKS = {
     "language_model": "keras_lm.tasks.language_model",
 }
@@ -59,6 +68,18 @@ def task_module(task):
 
 
 def main(argv):
+    try:
+        _run_command(argv)
+    except (ValueError, FileNotFoundError, FloatingPointError) as error:
+        # A user's mistake (or a diverged run): the message names the fix, a traceback
+        # would only bury it. Set --verbosity=1 to see where it came from.
+        if logging.get_verbosity() >= logging.DEBUG:
+            raise
+        print(f"keras-lm {argv[1] if len(argv) > 1 else ''}: error: {error}", file=sys.stderr)
+        sys.exit(1)
+
+
+def _run_command(argv):
     if len(argv) != 2 or argv[1] not in COMMANDS:
         raise app.UsageError(
             f"Give one command: {' | '.join(COMMANDS)}. Received: {argv[1:]}. "
@@ -89,6 +110,18 @@ def main(argv):
             truncate=_TRUNCATE.value)
         for prompt, text in zip(_PROMPT.value, texts):
             print(prompt + text)
+    elif command == "export":
+        if not _EXPORT_DIR.value:
+            raise app.UsageError("export needs --export_dir=OUT (the directory that holds the "
+                                 "numbered versions, TF Serving's --model_base_path).")
+        if not hasattr(task, "export"):
+            raise app.UsageError(f"Task module {task.__name__} has no export.")
+        try:
+            path = task.export(workdir, _EXPORT_DIR.value, version=_VERSION.value,
+                               overwrite=_OVERWRITE.value, which=_CHECKPOINT.value)
+        except (FileExistsError, FileNotFoundError) as error:
+            raise app.UsageError(str(error)) from None
+        print(path)
 
 
 def check_config_overrides(argv):

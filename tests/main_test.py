@@ -65,6 +65,16 @@ def test_train_evaluate_generate(tmp_path, config_file):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.startswith("it was") and len(result.stdout.rstrip("\n")) >= 6
 
+    # A prompt too long for the 16-token context: a one-line error naming the fix.
+    result = _keras_lm("generate", f"--workdir={workdir}", "--prompt=" + "x" * 14,
+                       "--max_new_tokens=5")
+    assert result.returncode == 1
+    assert "exceeds the model's context of 16 tokens" in result.stderr
+    assert "truncate" in result.stderr and "Traceback" not in result.stderr
+    result = _keras_lm("generate", f"--workdir={workdir}", "--prompt=" + "x" * 14,
+                       "--max_new_tokens=5", "--truncate")
+    assert result.returncode == 0, result.stderr[-3000:]
+
 
 def test_unknown_override_lists_valid_fields(config_file, tmp_path):
     result = _keras_lm("train", f"--config={config_file(2, 1)}", f"--workdir={tmp_path}/w",
