@@ -4,6 +4,7 @@
       config.json        the resolved config of `keras-lm train` (reused by evaluate/generate)
       tokenizer/         the tokenizer (`keras_lm.tokenizers.load_tokenizer`)
       checkpoints/       ckpt-<step> (last N), best/ckpt-<step> (lowest validation loss)
+      metrics.jsonl      one line per evaluation: step, elapsed seconds, train/val metrics
       tensorboard/       training curves
 """
 

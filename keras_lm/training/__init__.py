@@ -2,6 +2,7 @@
 
 from keras_lm.training.adamw import AdamW
 from keras_lm.training.callbacks import CheckpointCallback
+from keras_lm.training.callbacks import MetricsLogger
 from keras_lm.training.callbacks import NaNStopper
 from keras_lm.training.callbacks import ProgressLogger
 from keras_lm.training.callbacks import StepCallback
@@ -25,6 +26,7 @@ from keras_lm.training.trainer import fit
 __all__ = [
     "AdamW",
     "CheckpointCallback",
+    "MetricsLogger",
     "MaskedSparseCrossEntropy",
     "NaNStopper",
     "Perplexity",

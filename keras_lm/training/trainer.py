@@ -9,6 +9,7 @@ import tensorflow as tf
 from absl import logging
 
 from keras_lm.training.callbacks import CheckpointCallback
+from keras_lm.training.callbacks import MetricsLogger
 from keras_lm.training.callbacks import NaNStopper
 from keras_lm.training.callbacks import ProgressLogger
 from keras_lm.training.callbacks import StepCallback
@@ -140,6 +141,7 @@ def fit(
                 NaNStopper(initial_step=step),  # before the checkpoints: never save a NaN state
                 ProgressLogger(total_steps, config.log_every, tokens_per_step, initial_step=step),
                 checkpoints,
+                MetricsLogger(os.path.join(workdir, "metrics.jsonl"), initial_step=step),
                 tensorboard_callback(os.path.join(workdir, "tensorboard"), config.log_every),
                 *extra_callbacks,
             ]
