@@ -35,6 +35,7 @@ MODEL_TYPES = {
     "decoder": ("keras_lm.models.decoder_lm", "DecoderLM"),
     "rnn": ("keras_lm.models.recurrent_lm", "RecurrentLM"),
     "ngram": ("keras_lm.models.ngram_lm", "NGramLM"),
+    "hmm": ("keras_lm.models.hmm_lm", "HMMLanguageModel"),
 }
 # Counted, not trained by gradient: `train` counts, `load` reads the counts back.
 _COUNT_MODELS = ("ngram",)
@@ -121,6 +122,8 @@ def train(config, workdir):
                  tokenizer.vocabulary_size)
     if config.model.get("type", "decoder") in _COUNT_MODELS:
         return _count_ngrams(config, workdir, tokenizer)
+    if config.get("em") and config.em.iterations > 0:
+        return _train_em(config, workdir, tokenizer)
     batch_size, sequence_length = config.train.batch_size, config.data.sequence_length
     if config.model.get("sequence_length", sequence_length) < sequence_length:
         raise ValueError(
@@ -167,6 +170,50 @@ def _count_ngrams(config, workdir, tokenizer):
     logging.info("Counted %d-grams of %s tokens in %.1f s.", model.order, f"{tokens:,}", seconds)
     return TrainResult(initial_step=0, final_step=0, history={}, wall_time_s=seconds,
                        tokens_per_second=tokens / max(seconds, 1e-9), model=model)
+
+
+def _train_em(config, workdir, tokenizer):
+    """`train` by expectation-maximisation (Baum-Welch) for models that offer it (the HMM).
+
+    The train split is cut into chunks of `config.em.chunk_length` tokens (each chunk starts
+    from the initial state distribution); `config.em.iterations` passes over all of them.
+    The result is saved as a checkpoint at step = iterations, so `evaluate`, `generate` and
+    export read it like a gradient-trained model. One `metrics.jsonl` line per run.
+    """
+    import json
+
+    import numpy as np
+
+    from keras_lm.models.hmm_em import baum_welch
+    from keras_lm.training import TrainResult
+    from keras_lm.training.checkpointing import model_checkpoint
+
+    start = time.perf_counter()
+    model = build_model(config.model, tokenizer.vocabulary_size, tokenizer)
+    length = config.em.get("chunk_length", 512)
+    stream = np.concatenate([np.append(ids, tokenizer.eos_id)
+                             for ids in _token_ids(tokenizer, _documents(config, "train"))])
+    chunks = [stream[i:i + length] for i in range(0, len(stream), length)]
+    history = baum_welch(model, chunks, iterations=config.em.iterations,
+                         pseudo_count=config.em.get("pseudo_count", 0.0),
+                         batch_size=config.em.get("batch_size", 64), verbose=False)
+    bits = [-h / len(stream) / math.log(2) for h in history]
+    for i, b in enumerate(bits):
+        logging.info("EM iteration %d/%d: training %.4f bits per token.", i,
+                     config.em.iterations, b)
+    step = tf.Variable(config.em.iterations, dtype=tf.int64)
+    manager = tf.train.CheckpointManager(
+        model_checkpoint(model, step=step),
+        os.path.join(workdir, workdir_lib.CHECKPOINT_DIR), max_to_keep=1)
+    manager.save(checkpoint_number=config.em.iterations)
+    seconds = time.perf_counter() - start
+    with open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8") as f:
+        f.write(json.dumps({"step": config.em.iterations, "elapsed_s": round(seconds, 3),
+                            "perplexity": 2.0 ** bits[-1], "em_bits_per_token": bits}) + "\n")
+    return TrainResult(initial_step=0, final_step=config.em.iterations,
+                       history={"em_bits_per_token": bits}, wall_time_s=seconds,
+                       tokens_per_second=len(stream) * config.em.iterations / max(seconds, 1e-9),
+                       model=model)
 
 
 def load(workdir, which="latest"):
@@ -295,6 +342,23 @@ def generate(workdir, prompts, max_new_tokens=200, which="latest", **kwargs):
                                kwargs.get("stop_strings"))
     return model.generate(list(prompts), max_new_tokens=max_new_tokens, tokenizer=tokenizer,
                           **kwargs)
+
+
+def export(workdir, export_dir, version=None, overwrite=False, which="latest"):
+    """`keras-lm export`: the workdir's model and tokenizer as `export_dir/<version>/`.
+
+    A SavedModel for TF Serving (see `keras_lm.export.export_model`); the `generate`
+    signature's defaults are the config's `sample` settings. Returns the version directory.
+    """
+    from keras_lm.export import export_model
+
+    config, tokenizer, model, step = load(workdir, which)
+    sample_config = config.get("sample") or {}
+    defaults = {name: sample_config[name] for name in
+                ("max_new_tokens", "temperature", "top_k", "top_p", "seed")
+                if name in sample_config}
+    return export_model(model, tokenizer, export_dir, version=version, overwrite=overwrite,
+                        config=config, step=step, **defaults)
 
 
 def format_metrics(metrics):

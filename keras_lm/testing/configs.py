@@ -28,13 +28,15 @@ def shrink(config, source, steps=4):
         model.sequence_length = 16
     for name, value in (("num_layers", 1), ("hidden_dim", 16), ("num_heads", 2),
                         ("intermediate_dim", 32), ("num_key_value_heads", 0),
-                        ("embedding_dim", 8), ("order", 3)):
+                        ("embedding_dim", 8), ("order", 3), ("num_states", 4)):
         if name in model:
             model[name] = value
     if config.tokenizer.get("type") == "sentencepiece":
         config.tokenizer.vocab_size = 40
     config.train.update(steps=steps, batch_size=4, eval_every=2, log_every=2, eval_steps=2,
                         warmup_steps=1)
+    if "em" in config:
+        config.em.update(iterations=min(config.em.iterations, 2), chunk_length=32)
     if "sample" in config:
         config.sample.max_new_tokens = 5
     return config
