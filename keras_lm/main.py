@@ -70,7 +70,7 @@ def task_module(task):
 def main(argv):
     try:
         _run_command(argv)
-    except (ValueError, FileNotFoundError, FloatingPointError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as error:
         # A user's mistake (or a diverged run): the message names the fix, a traceback
         # would only bury it. Set --verbosity=1 to see where it came from.
         if logging.get_verbosity() >= logging.DEBUG:
@@ -88,6 +88,9 @@ def _run_command(argv):
     if _WORKDIR.value is None:
         raise app.UsageError("--workdir is required (the experiment directory).")
     command, workdir = argv[1], _WORKDIR.value
+    if command == "export" and not _EXPORT_DIR.value:
+        raise app.UsageError("export needs --export_dir=OUT (the directory that holds the "
+                             "numbered versions, TF Serving's --model_base_path).")
     if command == "train":
         if _CONFIG.value is None:
             raise app.UsageError("train needs --config=configs/NAME.py.")
@@ -111,17 +114,10 @@ def _run_command(argv):
         for prompt, text in zip(_PROMPT.value, texts):
             print(prompt + text)
     elif command == "export":
-        if not _EXPORT_DIR.value:
-            raise app.UsageError("export needs --export_dir=OUT (the directory that holds the "
-                                 "numbered versions, TF Serving's --model_base_path).")
         if not hasattr(task, "export"):
             raise app.UsageError(f"Task module {task.__name__} has no export.")
-        try:
-            path = task.export(workdir, _EXPORT_DIR.value, version=_VERSION.value,
-                               overwrite=_OVERWRITE.value, which=_CHECKPOINT.value)
-        except (FileExistsError, FileNotFoundError) as error:
-            raise app.UsageError(str(error)) from None
-        print(path)
+        print(task.export(workdir, _EXPORT_DIR.value, version=_VERSION.value,
+                          overwrite=_OVERWRITE.value, which=_CHECKPOINT.value))
 
 
 def check_config_overrides(argv):
