@@ -22,7 +22,8 @@ GPU = "/job:localhost/replica:0/task:0/device:GPU:{}"
 
 def test_jit_compile_is_turned_off_only_for_multi_replica_cpu_strategies(caplog):
     two_cpus = fake_strategy(CPU.format(0), CPU.format(1))
-    with caplog.at_level(logging.INFO):
+    # The absl logger's own level: another test (or absl's app.run) may have raised it.
+    with caplog.at_level(logging.INFO, logger="absl"):
         assert resolve_jit_compile(two_cpus, True) is False
     assert "jit_compile=True turned off" in caplog.text and "CPU" in caplog.text
     assert resolve_jit_compile(two_cpus, "auto") is False
