@@ -3,9 +3,11 @@
     keras-lm train    --config=configs/demo.py --workdir=DIR [--config.train.steps=500]
     keras-lm evaluate --workdir=DIR [--split=validation|test] [--checkpoint=latest|best]
     keras-lm generate --workdir=DIR --prompt=TEXT [--max_new_tokens=N] [--temperature=0]
+    keras-lm predict  --workdir=DIR --text=TEXT [--text_pair=TEXT]   (classifier, tagger)
+    keras-lm predict  --workdir=DIR --question=TEXT --context=TEXT    (extractive QA)
     keras-lm export   --workdir=DIR --export_dir=OUT [--version=N] [--overwrite]
 
-`train` writes the resolved config into the workdir; `evaluate`, `generate` and `export` read
+`train` writes the resolved config into the workdir; the other commands read
 it back, so they need no --config. The same --workdir resumes training from its latest
 checkpoint. This file only parses and dispatches: the work is in `keras_lm.tasks`.
 """
@@ -18,7 +20,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-COMMANDS = ("train", "evaluate", "generate", "export")
+COMMANDS = ("train", "evaluate", "generate", "predict", "export")
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file (configs/NAME.py); fields overridable as "
@@ -35,6 +37,10 @@ _TOP_K = flags.DEFINE_integer("top_k", 0, "generate: keep the k most likely toke
 _TOP_P = flags.DEFINE_float("top_p", 1.0, "generate: nucleus mass (1.0: off).")
 _SEED = flags.DEFINE_integer("seed", 0, "generate: sampling seed.")
 _STOP = flags.DEFINE_multi_string("stop", None, "generate: stop strings (repeatable).")
+_TEXT = flags.DEFINE_string("text", None, "predict: the text to classify or tag.")
+_TEXT_PAIR = flags.DEFINE_string("text_pair", None, "predict: second text of a pair.")
+_QUESTION = flags.DEFINE_string("question", None, "predict: the question (question answering).")
+_CONTEXT = flags.DEFINE_string("context", None, "predict: the passage holding the answer.")
 _TRUNCATE = flags.DEFINE_bool("truncate", False,
                               "generate: keep the end of a prompt too long for the context "
                               "instead of failing.")
@@ -55,6 +61,10 @@ _OVERWRITE = flags.DEFINE_bool("overwrite", False,
 #   export(workdir, export_dir, version, overwrite, which) -> str  (SavedModel version dir)
 TASKS = {
     "language_model": "keras_lm.tasks.language_model",
+    "masked_lm": "keras_lm.tasks.masked_lm",
+    "classification": "keras_lm.tasks.classification",
+    "tagging": "keras_lm.tasks.tagging",
+    "question_answering": "keras_lm.tasks.question_answering",
 }
 
 
@@ -113,6 +123,16 @@ def _run_command(argv):
             truncate=_TRUNCATE.value)
         for prompt, text in zip(_PROMPT.value, texts):
             print(prompt + text)
+    elif command == "predict":
+        if not hasattr(task, "predict"):
+            raise app.UsageError("This workdir's task has no predict (classification, tagging "
+                                 "and question_answering do).")
+        if _TEXT.value is None and _QUESTION.value is None:
+            raise app.UsageError("predict needs --text=TEXT [--text_pair=TEXT], or "
+                                 "--question=TEXT --context=TEXT.")
+        print(task.predict(workdir, text=_TEXT.value, text_pair=_TEXT_PAIR.value,
+                           question=_QUESTION.value, context=_CONTEXT.value,
+                           which=_CHECKPOINT.value))
     elif command == "export":
         if not hasattr(task, "export"):
             raise app.UsageError(f"Task module {task.__name__} has no export.")

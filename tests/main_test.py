@@ -122,3 +122,39 @@ def test_resume_after_kill(tmp_path, config_file):
     assert f"Training steps {killed_at + 1}..60 of 60" in result.stderr
     assert "step 60/60" in result.stderr
     assert os.path.exists(os.path.join(workdir, "checkpoints", "ckpt-60.index"))
+
+
+CLASSIFIER_CONFIG = '''
+from keras_lm.tasks import classification
+
+
+def get_config():
+    config = classification.default_config()
+    config.data.update(source={source!r}, text_column="text", label_column="label",
+                       sequence_length=12)
+    config.model.update(num_layers=1, num_heads=2, hidden_dim=16, intermediate_dim=32,
+                        sequence_length=12, dropout=0.0)
+    config.classifier.dropout = 0.0
+    config.train.update(steps=30, batch_size=8, learning_rate=1e-2, warmup_steps=2,
+                        eval_every=15, log_every=15, jit_compile=False)
+    return config
+'''
+
+
+@pytest.mark.slow
+def test_classifier_train_and_predict(tmp_path):
+    """`keras-lm predict` prints the label of a text (a task other than language modelling)."""
+    for split, n in (("train", 48), ("validation", 8)):
+        rows = ["text\tlabel"] + [f"{'good' if i % 2 else 'bad'} day {i % 5}\t"
+                                  f"{'pos' if i % 2 else 'neg'}" for i in range(n)]
+        (tmp_path / f"{split}.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    config = tmp_path / "classifier.py"
+    config.write_text(CLASSIFIER_CONFIG.format(source=str(tmp_path / "{split}.tsv")))
+    workdir = str(tmp_path / "run")
+    result = _keras_lm("train", f"--config={config}", f"--workdir={workdir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = _keras_lm("evaluate", f"--workdir={workdir}")
+    assert result.returncode == 0 and "accuracy=1.0000" in result.stdout, result.stdout
+    result = _keras_lm("predict", f"--workdir={workdir}", "--text=good day 3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.startswith("pos\t")

@@ -1,9 +1,25 @@
-"""keras_lm.data: text sources and the language-modelling input pipeline."""
+"""keras_lm.data: text sources and the input pipelines (LM, masked LM, labelled tasks, QA)."""
 
+from keras_lm.data.encoder_inputs import classification_dataset
+from keras_lm.data.encoder_inputs import encoder_vocabulary_size
+from keras_lm.data.encoder_inputs import pack_segments
+from keras_lm.data.encoder_inputs import special_token_ids
+from keras_lm.data.encoder_inputs import tagging_arrays
+from keras_lm.data.labeled import encode_labels
+from keras_lm.data.labeled import label_vocabulary
+from keras_lm.data.labeled import load_labeled
+from keras_lm.data.labeled import load_squad
+from keras_lm.data.labeled import load_tagged
+from keras_lm.data.labeled import read_conll
+from keras_lm.data.labeled import shakespeare_genre_passages
 from keras_lm.data.lm_pipeline import PACKINGS
 from keras_lm.data.lm_pipeline import build_lm_datasets
 from keras_lm.data.lm_pipeline import corpus_statistics
 from keras_lm.data.lm_pipeline import lm_dataset
+from keras_lm.data.masking import mask_tokens
+from keras_lm.data.masking import masked_lm_dataset
+from keras_lm.data.qa import best_spans
+from keras_lm.data.qa import qa_windows
 from keras_lm.data.shakespeare import canonical_text
 from keras_lm.data.shakespeare import shakespeare_dir
 from keras_lm.data.shakespeare import shakespeare_documents

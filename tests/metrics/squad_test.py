@@ -1,0 +1,38 @@
+import pytest
+
+from keras_lm.metrics import squad
+
+
+def test_normalization():
+    assert squad.normalize_answer("The Denver  Broncos!") == "denver broncos"
+    assert squad.normalize_answer("an apple, a pear") == "apple pear"
+    # Articles only as whole words; punctuation goes before articles are looked for.
+    assert squad.normalize_answer("Theater (the) A-team") == "theater ateam"
+    assert squad.normalize_answer("  ") == ""
+
+
+def test_hand_computed_exact_match_and_f1():
+    assert squad.exact_match("the Broncos", "Broncos.") == 1.0
+    assert squad.exact_match("Denver", "Denver Broncos") == 0.0
+    # prediction "denver broncos team" vs "broncos": overlap 1, P 1/3, R 1 -> F1 0.5
+    assert squad.f1("Denver Broncos team", "the Broncos") == pytest.approx(0.5)
+    # repeated tokens count by multiplicity: "a b b" vs "b b c" -> here 'a' is an article:
+    # "b b" vs "b b c": overlap 2, P 1, R 2/3 -> 0.8
+    assert squad.f1("a b b", "b b c") == pytest.approx(0.8)
+    assert squad.f1("", "") == 0.0
+    scores = squad.squad_scores(
+        {"q1": "Denver Broncos", "q2": "in 2016", "q3": "nothing"},
+        {"q1": ["Denver Broncos", "Broncos"], "q2": ["2016", "February 2016"],
+         "q3": ["something"], "q4": ["missing"]})
+    # q1: EM 1, F1 1. q2: EM 0; F1 max("in 2016" vs "2016": P 1/2 R 1 -> 2/3,
+    # vs "february 2016": P 1/2 R 1/2 -> 1/2) = 2/3. q3: 0, 0. q4 (no prediction): 0, 0.
+    assert scores["exact_match"] == pytest.approx(100 * 1 / 4)
+    assert scores["f1"] == pytest.approx(100 * (1 + 2 / 3) / 4)
+    assert scores["questions"] == 4
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="empty"):
+        squad.squad_scores({}, {})
+    with pytest.raises(ValueError, match="'q' has no reference"):
+        squad.squad_scores({"q": "x"}, {"q": []})
