@@ -8,12 +8,13 @@ from keras_lm.layers import TransformerDecoderBlock
 from keras_lm.layers import normalization
 from keras_lm.layers import positions_from_segment_ids
 from keras_lm.layers import segment_mask
+from keras_lm.models.generative_lm import GenerativeLM
 
 POSITION_ENCODINGS = ("learned", "sinusoidal", "rotary")
 
 
 @keras.saving.register_keras_serializable(package="keras_lm")
-class DecoderLM(keras.Model):
+class DecoderLM(GenerativeLM, keras.Model):
     """A GPT-style language model: embeddings, N causal decoder blocks, a final norm, logits.
 
         h_0 = TokenEmbedding(x) + PositionEncoding(positions)     (no addition for rotary)
@@ -199,23 +200,6 @@ class DecoderLM(keras.Model):
             new_cache.append(layer_cache)
         return self.logits(x), tuple(new_cache)
 
-    def generate(self, prompts, max_new_tokens=64, tokenizer=None, **kwargs):
-        """Continues prompts; see `keras_lm.generation.generate` for every option.
-
-        Args:
-            prompts: a str or list of str (needs `tokenizer`), or lists of token ids.
-            max_new_tokens: int, tokens to add after the longest prompt.
-            tokenizer: a keras_lm tokenizer matching this model's vocabulary.
-            **kwargs: `temperature`, `top_k`, `top_p`, `seed`, `stop_token_ids`,
-                `stop_strings`, `truncate`, `use_cache`.
-
-        Returns:
-            The continuations (str with a tokenizer, else lists of ids).
-        """
-        from keras_lm.generation import generate
-
-        return generate(self, prompts, max_new_tokens=max_new_tokens, tokenizer=tokenizer,
-                        **kwargs)
 
     def count_params_without_embeddings(self):
         """Parameters outside the token embedding (the figure GPT papers report)."""

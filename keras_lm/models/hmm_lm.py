@@ -8,6 +8,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_lm.models import hmm_inference
+from keras_lm.models.generative_lm import GenerativeLM
 
 _COMPILED = weakref.WeakKeyDictionary()  # model -> {name: tf.function}
 # Probabilities written by `set_probabilities` are floored here so that every logit stays
@@ -16,7 +17,7 @@ _MIN_PROBABILITY = 1e-30
 
 
 @keras.saving.register_keras_serializable(package="keras_lm")
-class HMMLanguageModel(keras.Model):
+class HMMLanguageModel(GenerativeLM, keras.Model):
     """A hidden Markov model over a keras_lm tokenizer's vocabulary, used as a language model.
 
         z_0 ~ pi,   z_t | z_{t-1} ~ A[z_{t-1}, :],   x_t | z_t ~ E[z_t, :]
@@ -262,23 +263,6 @@ class HMMLanguageModel(keras.Model):
             log_initial, log_transition, emissions, initial_state=cache[0])
         return self._next_token_logits(log_next, log_emission), (final,)
 
-    def generate(self, prompts, max_new_tokens=64, tokenizer=None, **kwargs):
-        """Continues prompts; see `keras_lm.generation.generate` for every option.
-
-        Args:
-            prompts: a str or list of str (needs `tokenizer`), or lists of token ids.
-            max_new_tokens: int, tokens to add after the longest prompt.
-            tokenizer: a keras_lm tokenizer matching this model's vocabulary.
-            **kwargs: `temperature`, `top_k`, `top_p`, `seed`, `stop_token_ids`,
-                `stop_strings`, `truncate`, `use_cache`.
-
-        Returns:
-            The continuations (str with a tokenizer, else lists of ids).
-        """
-        from keras_lm.generation import generate
-
-        return generate(self, prompts, max_new_tokens=max_new_tokens, tokenizer=tokenizer,
-                        **kwargs)
 
     def get_config(self):
         config = super().get_config()

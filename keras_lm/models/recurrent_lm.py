@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_lm.layers import ReversibleEmbedding
+from keras_lm.models.generative_lm import GenerativeLM
 
 CELLS = ("lstm", "gru", "rnn")
 
@@ -17,7 +18,7 @@ _STATES_PER_LAYER = {"lstm": 2, "gru": 1, "rnn": 1}
 
 
 @keras.saving.register_keras_serializable(package="keras_lm")
-class RecurrentLM(keras.Model):
+class RecurrentLM(GenerativeLM, keras.Model):
     """A classic recurrent language model: embeddings, L recurrent layers, tied logits.
 
         x_0 = Dropout(E[token])                                   (B, T, E)
@@ -239,23 +240,6 @@ class RecurrentLM(keras.Model):
             new_cache.extend(states)
         return self.logits(x), tuple(new_cache)
 
-    def generate(self, prompts, max_new_tokens=64, tokenizer=None, **kwargs):
-        """Continues prompts; see `keras_lm.generation.generate` for every option.
-
-        Args:
-            prompts: a str or list of str (needs `tokenizer`), or lists of token ids.
-            max_new_tokens: int, tokens to add after the longest prompt.
-            tokenizer: a keras_lm tokenizer matching this model's vocabulary.
-            **kwargs: `temperature`, `top_k`, `top_p`, `seed`, `stop_token_ids`,
-                `stop_strings`, `truncate`, `use_cache`.
-
-        Returns:
-            The continuations (str with a tokenizer, else lists of ids).
-        """
-        from keras_lm.generation import generate
-
-        return generate(self, prompts, max_new_tokens=max_new_tokens, tokenizer=tokenizer,
-                        **kwargs)
 
     def count_params_without_embeddings(self):
         """Parameters outside the input token embedding table (V E)."""

@@ -1,0 +1,32 @@
+"""What every keras_lm language model that decodes token by token shares."""
+
+
+class GenerativeLM:
+    """Mixin giving a language model `generate`, from its cache interface.
+
+    A model mixes this in (`class DecoderLM(GenerativeLM, keras.Model)`) and provides
+    `vocabulary_size`, `sequence_length`, `init_cache(batch, length)`,
+    `call_with_cache(token_ids, cache, index) -> (logits, cache)` and a full forward call;
+    a model whose cache is a state rather than per-position keys and values sets
+    `cache_is_positional = False`. See `keras_lm.generation.decoding`.
+    """
+
+    cache_is_positional = True
+
+    def generate(self, prompts, max_new_tokens=64, tokenizer=None, **kwargs):
+        """Continues prompts; see `keras_lm.generation.generate` for every option.
+
+        Args:
+            prompts: a str or list of str (needs `tokenizer`), or lists of token ids.
+            max_new_tokens: int, tokens to add after the longest prompt.
+            tokenizer: a keras_lm tokenizer matching this model's vocabulary.
+            **kwargs: `temperature`, `top_k`, `top_p`, `seed`, `stop_token_ids`,
+                `stop_strings`, `truncate`, `use_cache`.
+
+        Returns:
+            The continuations (str with a tokenizer, else lists of ids).
+        """
+        from keras_lm.generation import generate
+
+        return generate(self, prompts, max_new_tokens=max_new_tokens, tokenizer=tokenizer,
+                        **kwargs)
