@@ -14,7 +14,8 @@ from absl import app
 from absl import flags
 
 _ROOT = flags.DEFINE_string("root", "/tmp/classic", "Root of the experiment workdirs.")
-NAMES = ("ngram3", "ngram5", "ngram7", "rnn", "gru", "lstm", "transformer")
+NAMES = ("ngram3", "ngram5", "ngram7", "hmm64_em", "hmm64_fit", "rnn", "gru", "lstm_rerun",
+         "transformer_rerun")
 
 
 def _metrics(root):

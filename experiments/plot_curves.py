@@ -21,6 +21,8 @@ _WORKDIRS = flags.DEFINE_multi_string("workdir", None, "keras_lm workdir(s) to p
 _LABELS = flags.DEFINE_multi_string("label", None, "Legend label per workdir (default: name).")
 _OUT = flags.DEFINE_string("out", None, "PNG file to write.")
 _X = flags.DEFINE_enum("x", "step", ["step", "time"], "x axis: training step or wall time.")
+_SPLITS = flags.DEFINE_multi_enum("split", ["train", "validation"], ["train", "validation"],
+                                  "Curves to draw.")
 
 
 def read_curves(workdir):
@@ -50,15 +52,16 @@ def main(argv):
 
     labels = _LABELS.value or [os.path.basename(w.rstrip("/")) for w in _WORKDIRS.value]
     figure, axis = plt.subplots(figsize=(7, 4.5))
-    for workdir, label in zip(_WORKDIRS.value, labels):
+    for index, (workdir, label) in enumerate(zip(_WORKDIRS.value, labels)):
         curves = read_curves(workdir)
         for split, style in (("train", ":"), ("validation", "-")):
             points = curves[split]
-            if not points:
+            if not points or split not in _SPLITS.value:
                 continue
             xs = [p[0] if _X.value == "step" else p[1] for p in points]
-            axis.plot(xs, [p[2] for p in points], style, marker="o" if split == "validation"
-                      else None, markersize=3, label=f"{label} ({split})")
+            axis.plot(xs, [p[2] for p in points], style, color=f"C{index}",
+                      marker="o" if split == "validation" else None, markersize=3,
+                      label=f"{label} ({split})")
     axis.set_xlabel("training step" if _X.value == "step" else "wall time (s)")
     axis.set_ylabel("bits per token")
     axis.grid(alpha=0.3)
