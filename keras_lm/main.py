@@ -3,6 +3,7 @@
     keras-lm train    --config=configs/demo.py --workdir=DIR [--config.train.steps=500]
     keras-lm evaluate --workdir=DIR [--split=validation|test] [--checkpoint=latest|best]
     keras-lm generate --workdir=DIR --prompt=TEXT [--max_new_tokens=N] [--temperature=0]
+    keras-lm generate --workdir=DIR --text=SOURCE [--beam_size=4]     (sequence-to-sequence)
     keras-lm predict  --workdir=DIR --text=TEXT [--text_pair=TEXT]   (classifier, tagger)
     keras-lm predict  --workdir=DIR --question=TEXT --context=TEXT    (extractive QA)
     keras-lm export   --workdir=DIR --export_dir=OUT [--version=N] [--overwrite]
@@ -37,7 +38,15 @@ _TOP_K = flags.DEFINE_integer("top_k", 0, "generate: keep the k most likely toke
 _TOP_P = flags.DEFINE_float("top_p", 1.0, "generate: nucleus mass (1.0: off).")
 _SEED = flags.DEFINE_integer("seed", 0, "generate: sampling seed.")
 _STOP = flags.DEFINE_multi_string("stop", None, "generate: stop strings (repeatable).")
-_TEXT = flags.DEFINE_string("text", None, "predict: the text to classify or tag.")
+_TEXT = flags.DEFINE_multi_string(
+    "text", None, "predict: the text to classify or tag; generate (sequence-to-sequence): a "
+    "source to transduce (repeatable, one output line each).")
+_BEAM_SIZE = flags.DEFINE_integer(
+    "beam_size", 1, "generate (sequence-to-sequence): 1 = greedy decoding (or sampling with "
+    "--temperature), K > 1 = beam search with K beams.")
+_LENGTH_PENALTY = flags.DEFINE_float(
+    "length_penalty", None, "generate (sequence-to-sequence beam search): alpha of "
+    "log P / ((5 + n) / 6)^alpha; default: the config's evaluate.length_penalty.")
 _TEXT_PAIR = flags.DEFINE_string("text_pair", None, "predict: second text of a pair.")
 _QUESTION = flags.DEFINE_string("question", None, "predict: the question (question answering).")
 _CONTEXT = flags.DEFINE_string("context", None, "predict: the passage holding the answer.")
@@ -65,6 +74,7 @@ TASKS = {
     "classification": "keras_lm.tasks.classification",
     "tagging": "keras_lm.tasks.tagging",
     "question_answering": "keras_lm.tasks.question_answering",
+    "seq2seq": "keras_lm.tasks.seq2seq",
 }
 
 
@@ -114,8 +124,26 @@ def _run_command(argv):
         metrics = task.evaluate(workdir, _SPLIT.value, _CHECKPOINT.value)
         print(f"{_SPLIT.value} @ step {metrics['step']}: {task.format_metrics(metrics)}")
     elif command == "generate":
+        if _TEXT.value:  # sequence-to-sequence: one output line per --text
+            if _PROMPT.value:
+                raise app.UsageError("generate takes --prompt (language models) or --text "
+                                     "(sequence-to-sequence), not both.")
+            # Sampling only when asked for: the task's default is greedy decoding.
+            sampling = {name: flag.value for name, flag in (
+                ("temperature", _TEMPERATURE), ("top_k", _TOP_K), ("top_p", _TOP_P))
+                if flag.present}
+            outputs = task.generate(
+                workdir, _TEXT.value, which=_CHECKPOINT.value, beam_size=_BEAM_SIZE.value,
+                length_penalty=_LENGTH_PENALTY.value, seed=_SEED.value,
+                stop_strings=_STOP.value,
+                max_new_tokens=_MAX_NEW_TOKENS.value if _MAX_NEW_TOKENS.present else None,
+                **sampling)
+            for output in outputs:
+                print(output)
+            return
         if not _PROMPT.value:
-            raise app.UsageError("generate needs --prompt=TEXT (repeat it for a batch).")
+            raise app.UsageError("generate needs --prompt=TEXT (language models) or --text=TEXT "
+                                 "(sequence-to-sequence); repeat it for a batch.")
         texts = task.generate(
             workdir, _PROMPT.value, max_new_tokens=_MAX_NEW_TOKENS.value,
             which=_CHECKPOINT.value, temperature=_TEMPERATURE.value, top_k=_TOP_K.value,
@@ -127,10 +155,13 @@ def _run_command(argv):
         if not hasattr(task, "predict"):
             raise app.UsageError("This workdir's task has no predict (classification, tagging "
                                  "and question_answering do).")
-        if _TEXT.value is None and _QUESTION.value is None:
+        if not _TEXT.value and _QUESTION.value is None:
             raise app.UsageError("predict needs --text=TEXT [--text_pair=TEXT], or "
                                  "--question=TEXT --context=TEXT.")
-        print(task.predict(workdir, text=_TEXT.value, text_pair=_TEXT_PAIR.value,
+        if _TEXT.value and len(_TEXT.value) > 1:
+            raise app.UsageError("predict takes one --text (and at most one --text_pair).")
+        text = _TEXT.value[0] if _TEXT.value else None
+        print(task.predict(workdir, text=text, text_pair=_TEXT_PAIR.value,
                            question=_QUESTION.value, context=_CONTEXT.value,
                            which=_CHECKPOINT.value))
     elif command == "export":

@@ -158,3 +158,32 @@ def test_classifier_train_and_predict(tmp_path):
     result = _keras_lm("predict", f"--workdir={workdir}", "--text=good day 3")
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.startswith("pos\t")
+
+
+SEQ2SEQ_CONFIG = '''
+import runpy
+
+
+def get_config():
+    config = runpy.run_path({path!r})["get_config"]()
+    config.data.source_options.update(num_examples=200, max_digits=4)
+    config.data.update(source_length=5, target_length=5)
+    config.model.update(num_layers=1, hidden_dim=16, intermediate_dim=32, num_heads=2)
+    config.train.update(steps=4, eval_every=2, log_every=2, batch_size=8, jit_compile=False)
+    config.evaluate.update(beam_sizes=(2,), max_examples=8, jit_compile=False)
+    return config
+'''
+
+
+@pytest.mark.slow
+def test_seq2seq_train_and_generate_with_beam_search(tmp_path, repo_root):
+    config = tmp_path / "reverse.py"
+    config.write_text(SEQ2SEQ_CONFIG.format(path=str(repo_root / "configs" / "reverse_digits.py")))
+    workdir = str(tmp_path / "run")
+    result = _keras_lm("train", f"--config={config}", f"--workdir={workdir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = _keras_lm("generate", f"--workdir={workdir}", "--text=123", "--text=9081",
+                       "--beam_size=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2 and all(set(line) <= set("0123456789 ") for line in lines)

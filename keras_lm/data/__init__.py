@@ -1,5 +1,7 @@
 """keras_lm.data: text sources and the input pipelines (LM, masked LM, labelled tasks, QA)."""
 
+from keras_lm.data.alignment import align_folio_modern
+from keras_lm.data.alignment import align_texts
 from keras_lm.data.encoder_inputs import classification_dataset
 from keras_lm.data.encoder_inputs import encoder_vocabulary_size
 from keras_lm.data.encoder_inputs import pack_segments
@@ -20,6 +22,12 @@ from keras_lm.data.masking import mask_tokens
 from keras_lm.data.masking import masked_lm_dataset
 from keras_lm.data.qa import best_spans
 from keras_lm.data.qa import qa_windows
+from keras_lm.data.seq2seq import algorithmic_pairs
+from keras_lm.data.seq2seq import build_seq2seq_datasets
+from keras_lm.data.seq2seq import folio_modern_pairs
+from keras_lm.data.seq2seq import load_pairs
+from keras_lm.data.seq2seq import pairs_dataset
+from keras_lm.data.seq2seq import seq2seq_dataset
 from keras_lm.data.shakespeare import canonical_text
 from keras_lm.data.shakespeare import shakespeare_dir
 from keras_lm.data.shakespeare import shakespeare_documents

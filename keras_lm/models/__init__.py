@@ -8,5 +8,6 @@ from keras_lm.models.masked_lm import MaskedLM
 from keras_lm.models.ngram_lm import NGramLM
 from keras_lm.models.question_answering import QuestionAnswering
 from keras_lm.models.recurrent_lm import RecurrentLM
+from keras_lm.models.seq2seq_transformer import Seq2SeqTransformer
 from keras_lm.models.sequence_classifier import SequenceClassifier
 from keras_lm.models.token_classifier import TokenClassifier

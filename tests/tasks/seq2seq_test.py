@@ -1,0 +1,81 @@
+import pathlib
+import runpy
+
+import pytest
+
+from keras_lm.tasks import seq2seq
+
+CONFIG_DIR = pathlib.Path(__file__).resolve().parents[2] / "configs"
+SEQ2SEQ_CONFIGS = ("folio_to_modern.py", "reverse_digits.py")
+
+
+def load(name):
+    return runpy.run_path(str(CONFIG_DIR / name))["get_config"]()
+
+
+def test_reverse_digits_is_learned(tmp_path):
+    """A tiny model learns digit reversal: the whole train / evaluate / generate flow."""
+    config = load("reverse_digits.py")
+    config.data.source_options.update(num_examples=2000, max_digits=5)
+    config.data.update(source_length=6, target_length=6)
+    config.model.update(hidden_dim=32, intermediate_dim=64)
+    config.train.update(steps=250, eval_every=250, log_every=250, learning_rate=5e-3,
+                        warmup_steps=20, jit_compile=False)  # graph mode: quick to build
+    # Greedy decoding is beam search with one beam (tests/generation): score beam search only.
+    config.evaluate.update(beam_sizes=(2,), max_examples=100, jit_compile=False)
+    workdir = str(tmp_path / "run")
+    result = seq2seq.train(config, workdir)
+    assert result.final_step == 250
+    metrics = seq2seq.evaluate(workdir, "test")
+    assert metrics["step"] == 250 and metrics["examples"] == 100
+    assert metrics["beam2_exact_match"] >= 0.95, seq2seq.format_metrics(metrics)
+    assert metrics["copy_exact_match"] < 0.5  # only palindromes survive a copy
+    assert metrics["beam2_cer"] < metrics["copy_cer"]
+    assert metrics["loss"] < 0.1
+    assert "beam2: BLEU=" in seq2seq.format_metrics(metrics)
+    assert seq2seq.generate(workdir, ["12345", "907"], beam_size=2) == ["54321", "709"]
+
+
+@pytest.mark.parametrize("name", SEQ2SEQ_CONFIGS)
+def test_config_is_documented_and_builds(name, tmp_path):
+    text = (CONFIG_DIR / name).read_text()
+    assert "keras-lm train" in text and "keras-lm generate" in text
+    config = load(name)
+    assert config.task == "seq2seq"
+    # The config's own model and data sections, on a small pairs file instead of its data.
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("long liue the king\tlong live the king\nhaue\thave\n", encoding="utf-8")
+    config.data.source = str(pairs)
+    config.data.source_options = {}
+    source_tokenizer, target_tokenizer = seq2seq.build_tokenizers(config)
+    assert source_tokenizer is target_tokenizer  # one vocabulary: tied embeddings
+    model = seq2seq.build_model(config, source_tokenizer.vocabulary_size)
+    assert model.sequence_length == config.data.source_length
+    assert model.count_params() > 0
+
+
+def test_separate_vocabularies_and_bad_model_fields(tmp_path):
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("abc\txyz\nba\tzy\n", encoding="utf-8")
+    config = seq2seq.default_config()
+    config.data.source = str(pairs)
+    config.target_tokenizer.type = "char"
+    source, target = seq2seq.build_tokenizers(config, str(tmp_path / "run"))
+    assert source.characters == ("a", "b", "c") and target.characters == ("x", "y", "z")
+    assert (tmp_path / "run" / "target_tokenizer").is_dir()
+    reloaded = seq2seq.build_tokenizers(config, str(tmp_path / "run"))
+    assert reloaded[1].characters == target.characters
+    config.model.update(num_layers=1, hidden_dim=16, num_heads=2)
+    model = seq2seq.build_model(config, source.vocabulary_size, target.vocabulary_size)
+    assert model.output_vocabulary_size == 7 and model.source_embedding is not None
+    config.model.hiden_dim = 8
+    with pytest.raises(ValueError, match="hiden_dim.*Valid fields"):
+        seq2seq.build_model(config, source.vocabulary_size)
+
+
+def test_prepare_inputs_follows_the_training_sources():
+    config = load("folio_to_modern.py")
+    assert seq2seq.prepare_inputs(config, ["Long liue the King.", "Stand: & vnfold"]) == [
+        "long liue the king", "stand & vnfold"]
+    config.data.source = "pairs.tsv"
+    assert seq2seq.prepare_inputs(config, ["As Is."]) == ["As Is."]
