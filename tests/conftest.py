@@ -21,7 +21,8 @@ def _reset_keras_state():
     keras.utils.set_random_seed(1234)
     yield
     keras.config.set_dtype_policy("float32")
-    keras.backend.clear_session()
+    # free_memory=False skips a gc.collect() per test (~0.3-1 s each on 2 cores).
+    keras.backend.clear_session(free_memory=False)
 
 
 @pytest.fixture
