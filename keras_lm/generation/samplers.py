@@ -57,11 +57,16 @@ def sample(logits, temperature=0.0, top_k=0, top_p=1.0, seed=(0, 0)):
         int32 [B].
     """
     logits = tf.cast(logits, tf.float32)
-    greedy = tf.argmax(logits, axis=-1, output_type=tf.int32)
     temperature = tf.cast(temperature, tf.float32)
-    scaled = logits / tf.maximum(temperature, 1e-6)
-    filtered = filter_logits(scaled, top_k, top_p)
-    sampled = tf.random.stateless_categorical(
-        filtered, 1, seed=tf.cast(seed, tf.int32), dtype=tf.int32
-    )[:, 0]
-    return tf.where(temperature > 0.0, sampled, greedy)
+
+    def greedy():
+        return tf.argmax(logits, axis=-1, output_type=tf.int32)
+
+    def sampled():
+        filtered = filter_logits(logits / tf.maximum(temperature, 1e-6), top_k, top_p)
+        return tf.random.stateless_categorical(
+            filtered, 1, seed=tf.cast(seed, tf.int32), dtype=tf.int32
+        )[:, 0]
+
+    # A conditional, not a select: greedy decoding skips the sort and the draw every step.
+    return tf.cond(temperature > 0.0, sampled, greedy)
