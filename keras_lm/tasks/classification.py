@@ -84,16 +84,7 @@ def build_model(config, tokenizer, num_labels, initialize=False):
     """A built `SequenceClassifier`; with `initialize`, its backbone loaded from init_from."""
     from keras_lm.models.sequence_classifier import SequenceClassifier
 
-    backbone = masked_lm.build_backbone(
-        config.model, encoder_inputs.encoder_vocabulary_size(tokenizer)
-    )
-    if initialize and config.get("init_from", ""):
-        masked_lm.load_pretrained_backbone(backbone, config.init_from,
-                                           config.get("init_checkpoint", "latest"), tokenizer)
-    model = SequenceClassifier(backbone, num_labels, dropout=config.classifier.dropout,
-                               freeze_backbone=config.classifier.freeze_backbone)
-    model.build()
-    return model
+    return masked_lm.build_fine_tuned(SequenceClassifier, config, tokenizer, num_labels, initialize)
 
 
 def _dataset(config, tokenizer, labels, examples, batch_size, training, start_step=0, where=""):

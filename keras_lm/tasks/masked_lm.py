@@ -354,3 +354,19 @@ def fine_tuning_tokenizer(config, workdir, training_texts):
     ):
         texts = training_texts(fit_splits)
     return tokenizers.from_config(tokenizer_config, texts=texts, directory=directory)
+
+
+def build_fine_tuned(head_class, config, tokenizer, num_labels, initialize=False):
+    """A built `head_class(backbone, num_labels, ...)` (a classifier or tagger).
+
+    With `initialize` and `config.init_from` set, the backbone is first loaded from that
+    pre-trained masked-LM workdir (see `load_pretrained_backbone`).
+    """
+    backbone = build_backbone(config.model, encoder_inputs.encoder_vocabulary_size(tokenizer))
+    if initialize and config.get("init_from", ""):
+        load_pretrained_backbone(backbone, config.init_from,
+                                 config.get("init_checkpoint", "latest"), tokenizer)
+    model = head_class(backbone, num_labels, dropout=config.classifier.dropout,
+                       freeze_backbone=config.classifier.freeze_backbone)
+    model.build()
+    return model

@@ -72,16 +72,7 @@ def build_model(config, tokenizer, num_labels, initialize=False):
     """A built `TokenClassifier`; with `initialize`, its backbone loaded from init_from."""
     from keras_lm.models.token_classifier import TokenClassifier
 
-    backbone = masked_lm.build_backbone(
-        config.model, encoder_inputs.encoder_vocabulary_size(tokenizer)
-    )
-    if initialize and config.get("init_from", ""):
-        masked_lm.load_pretrained_backbone(backbone, config.init_from,
-                                           config.get("init_checkpoint", "latest"), tokenizer)
-    model = TokenClassifier(backbone, num_labels, dropout=config.classifier.dropout,
-                            freeze_backbone=config.classifier.freeze_backbone)
-    model.build()
-    return model
+    return masked_lm.build_fine_tuned(TokenClassifier, config, tokenizer, num_labels, initialize)
 
 
 def _arrays(config, tokenizer, tags, sentences, where):
