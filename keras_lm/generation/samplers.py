@@ -63,7 +63,10 @@ def sample(logits, temperature=0.0, top_k=0, top_p=1.0, seed=(0, 0)):
         return tf.argmax(logits, axis=-1, output_type=tf.int32)
 
     def sampled():
-        filtered = filter_logits(logits / tf.maximum(temperature, 1e-6), top_k, top_p)
+        scaled = logits / tf.maximum(temperature, 1e-6)
+        filtering = tf.logical_or(tf.cast(top_k, tf.int32) > 0, tf.cast(top_p, tf.float32) < 1.0)
+        # Plain sampling skips the sort that top-k / top-p need.
+        filtered = tf.cond(filtering, lambda: filter_logits(scaled, top_k, top_p), lambda: scaled)
         return tf.random.stateless_categorical(
             filtered, 1, seed=tf.cast(seed, tf.int32), dtype=tf.int32
         )[:, 0]

@@ -189,11 +189,12 @@ class MultiHeadAttention(keras.layers.Layer):
                     "A key/value cache needs `value_dim == key_dim` (keys and values share "
                     f"one tensor). Received: key_dim={self.key_dim}, value_dim={self.value_dim}"
                 )
-            start = [0, ops.cast(cache_update_index, "int32"), 0, 0]
-            key_cache = ops.slice_update(cache[:, 0], start, ops.cast(new_key, cache.dtype))
-            value_cache = ops.slice_update(cache[:, 1], start, ops.cast(new_value, cache.dtype))
-            cache = ops.stack([key_cache, value_cache], axis=1)  # (B, 2, S_max, K, Dk)
-            all_keys, all_values = key_cache, value_cache
+            # One in-place dynamic update of the whole cache: slicing out keys and values,
+            # updating each and stacking them again would copy the cache every step.
+            update = ops.stack([new_key, new_value], axis=1)  # (B, 2, T, K, Dk)
+            start = [0, 0, ops.cast(cache_update_index, "int32"), 0, 0]
+            cache = ops.slice_update(cache, start, ops.cast(update, cache.dtype))
+            all_keys, all_values = cache[:, 0], cache[:, 1]  # (B, S_max, K, Dk)
         else:
             all_keys, all_values = new_key, new_value
 
