@@ -22,7 +22,11 @@ peak of the same dtype, measured at the start of the run).
 Usage (from the repository root):
     python benchmarks/train_speed.py --size=small     # ~1.5 minutes on 2 CPU cores
     python benchmarks/train_speed.py --size=baby      # ~3.5 minutes
-Options: --steps, --rounds, --warmup, --precision {float32,mixed_bfloat16}, --no-jit.
+Options: --steps, --rounds, --warmup, --precision {float32,mixed_bfloat16}, --no-jit;
+--peer-precision and --peer-jit {on,off} give keras-hub other settings than ours (default:
+the same), e.g. ours in mixed_bfloat16 without XLA against keras-hub at float32 with XLA:
+    python benchmarks/train_speed.py --size=baby --precision=mixed_bfloat16 --no-jit \
+        --peer-precision=float32 --peer-jit=on
 """
 
 import argparse
@@ -102,7 +106,15 @@ def main():
     parser.add_argument("--warmup", type=int, default=5, help="steps after the first")
     parser.add_argument("--precision", choices=["float32", "mixed_bfloat16"], default="float32")
     parser.add_argument("--no-jit", dest="jit_compile", action="store_false")
+    parser.add_argument("--peer-precision", choices=["float32", "mixed_bfloat16"], default=None,
+                        help="keras-hub's precision (default: --precision)")
+    parser.add_argument("--peer-jit", choices=["on", "off"], default=None,
+                        help="keras-hub's jit_compile (default: ours)")
     args = parser.parse_args()
+    precision = {"keras_lm": args.precision,
+                 "keras_hub": args.peer_precision or args.precision}
+    jit = {"keras_lm": args.jit_compile,
+           "keras_hub": args.jit_compile if args.peer_jit is None else args.peer_jit == "on"}
     steps = args.steps or DEFAULT_STEPS[args.size]
     args.rounds = args.rounds or DEFAULT_ROUNDS[args.size]
     spec = SIZES[args.size]
@@ -114,19 +126,21 @@ def main():
     print(format_peaks(peaks))
 
     keras.utils.set_random_seed(0)
-    keras.config.set_dtype_policy(args.precision)
-    models = {"keras_lm": gpt_setup.build_ours(args.size),
-              "keras_hub": gpt_setup.build_keras_hub(args.size)}
+    models = {}
+    for name, build in (("keras_lm", gpt_setup.build_ours),
+                        ("keras_hub", gpt_setup.build_keras_hub)):
+        keras.config.set_dtype_policy(precision[name])
+        models[name] = build(args.size)
+    keras.config.set_dtype_policy("float32")
     params = {name: model.count_params() for name, model in models.items()}
     non_embedding = {name: gpt_setup.count_non_embedding(m, args.size)
                      for name, m in models.items()}
-    print(f"\nsize {args.size}: {spec}, precision {args.precision}, "
-          f"jit_compile={args.jit_compile}")
+    print(f"\nsize {args.size}: {spec}; precision {precision}, jit_compile {jit}")
     print(f"parameters: {params}; non-embedding: {non_embedding}")
     if len(set(params.values())) != 1:
         raise SystemExit(f"Parameter counts differ: {params}; the models are not the same size.")
-    for model in models.values():
-        compile_model(model, args.jit_compile)
+    for name, model in models.items():
+        compile_model(model, jit[name])
     datasets = {"keras_lm": synthetic_dataset(args.size, keras_hub_inputs=False),
                 "keras_hub": synthetic_dataset(args.size, keras_hub_inputs=True)}
 
@@ -149,15 +163,17 @@ def main():
             f"{name} {wall_rates[name][-1]:,.0f} tok/s" for name in models))
     print(f"load average after the rounds: {gpt_setup.load_average()}")
 
-    peak_dtype = "bfloat16" if args.precision == "mixed_bfloat16" else "float32"
-    peak = peaks["peak"][peak_dtype] * 1e9
+    peak_dtypes = {name: "bfloat16" if value == "mixed_bfloat16" else "float32"
+                   for name, value in precision.items()}
+    peaks_of = {name: peaks["peak"][dtype] * 1e9 for name, dtype in peak_dtypes.items()}
     flops_per_token = gpt_setup.train_flops_per_token(args.size)
     print(f"\nmodel FLOPs per token: {flops_per_token:,} (6 N + 12 L D T, N = "
-          f"{gpt_setup.matmul_params(args.size):,}); {peak_dtype} matmul peak "
-          f"{peak / 1e9:.1f} GFLOP/s; {args.rounds} rounds x {steps} steps x "
-          f"{tokens_per_step} tokens per model")
+          f"{gpt_setup.matmul_params(args.size):,}); matmul peaks (GFLOP/s) for the MFU: "
+          + ", ".join(f"{name} {peak_dtypes[name]} {peaks_of[name] / 1e9:.1f}"
+                      for name in models)
+          + f"; {args.rounds} rounds x {steps} steps x {tokens_per_step} tokens per model")
     extra = {
-        "MFU(median)": {name: f"{gpt_setup.median(v) * flops_per_token / peak:.1%}"
+        "MFU(median)": {name: f"{gpt_setup.median(v) * flops_per_token / peaks_of[name]:.1%}"
                         for name, v in wall_rates.items()},
         "first step s": {name: f"{value:.1f}" for name, value in first_step.items()},
         "last loss": {name: f"{value:.3f}" for name, value in losses.items()},
@@ -165,10 +181,12 @@ def main():
     print_rates("training tokens/s (wall clock)", wall_rates, extra)
     # FLOPs per CPU-second over the matmul's FLOPs per CPU-second: how well the cores are
     # used while the process runs, much less dependent on the load than wall-clock MFU.
-    per_core_peak = peaks["peak_per_cpu_second"][peak_dtype] * 1e9
+    per_core_peak = {name: peaks["peak_per_cpu_second"][dtype] * 1e9
+                     for name, dtype in peak_dtypes.items()}
     print_rates("training tokens per CPU-second (process time, all threads)", cpu_rates, {
-        "MFU/busy core": {name: f"{gpt_setup.median(v) * flops_per_token / per_core_peak:.1%}"
-                          for name, v in cpu_rates.items()},
+        "MFU/busy core": {
+            name: f"{gpt_setup.median(v) * flops_per_token / per_core_peak[name]:.1%}"
+            for name, v in cpu_rates.items()},
     })
 
 

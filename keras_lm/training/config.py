@@ -44,8 +44,11 @@ def default_train_config():
     # across runs). Large corpora should set a number.
     config.eval_steps = config_dict.placeholder(int)
     config.keep_checkpoints = 3  # The last N periodic checkpoints; the best one is kept apart.
-    config.jit_compile = True  # XLA; turned off automatically where it cannot work.
-    config.precision = "float32"  # Or "mixed_bfloat16" (TPU, Ampere+), "mixed_float16".
+    # XLA; turned off automatically where it cannot work (multi-replica CPU strategies) or
+    # is slower (mixed_bfloat16 on CPU: oneDNN's bfloat16 matmuls; see resolve_jit_compile).
+    config.jit_compile = True
+    # Or "mixed_bfloat16" (TPU, Ampere+ GPUs, CPUs with AVX512-BF16 / AMX), "mixed_float16".
+    config.precision = "float32"
     config.strategy = "default"  # Or "mirrored", "multi_worker", "tpu".
     config.tpu = config_dict.placeholder(str)  # TPU name or address for strategy="tpu".
     config.seed = 0

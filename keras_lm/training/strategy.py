@@ -74,32 +74,44 @@ def _create_tpu_strategy(tpu):
     return tf.distribute.TPUStrategy(resolver)
 
 
-def resolve_jit_compile(strategy, requested):
-    """The `jit_compile` value to give `model.compile` under `strategy`.
+def resolve_jit_compile(strategy, requested, precision="float32"):
+    """The `jit_compile` value to give `model.compile` under `strategy` and `precision`.
 
-    XLA is honoured except in one known failure: with TF 2.21 / Keras 3.15, a multi-replica
-    strategy over CPU devices (a `MirroredStrategy` over logical CPUs) fails inside the
-    compiled step with "Trying to access resource ... replica_1 ... from device CPU:0". There
-    this returns False and logs why.
+    XLA is honoured except in two cases on machines without accelerators, where this returns
+    False and logs why:
+
+    - A multi-replica strategy over CPU devices (a `MirroredStrategy` over logical CPUs):
+      with TF 2.21 / Keras 3.15 the compiled step fails with "Trying to access resource ...
+      replica_1 ... from device CPU:0".
+    - `precision="mixed_bfloat16"` on CPU: oneDNN runs bfloat16 matmuls at about twice the
+      float32 rate (with AVX512-BF16 or AMX), but XLA:CPU does not use them and is no faster
+      in bfloat16 than in float32. Measured in experiments/benchmarks.md: the baby GPT trains
+      1.6x faster in bfloat16 without XLA than keras-hub's float32 with XLA.
 
     Args:
         strategy: the `tf.distribute.Strategy` the model is compiled under.
         requested: the configured `jit_compile` (True, False or "auto").
+        precision: the configured precision policy name.
 
     Returns:
-        `requested`, or False for multi-replica CPU-only strategies.
+        `requested`, or False in the two cases above.
 
     Example:
 
     >>> resolve_jit_compile(tf.distribute.get_strategy(), True)
     True
     """
-    if not requested or strategy.num_replicas_in_sync <= 1:
+    if not requested:
         return requested
-    device_types = {
-        tf.DeviceSpec.from_string(device).device_type for device in strategy.extended.worker_devices
-    }
-    if device_types <= {"CPU", None}:
+    if strategy.num_replicas_in_sync > 1:
+        device_types = {
+            tf.DeviceSpec.from_string(device).device_type
+            for device in strategy.extended.worker_devices
+        }
+        cpu_only = device_types <= {"CPU", None}
+    else:  # The default strategy has no worker_devices; it runs where TensorFlow places ops.
+        cpu_only = not _has_accelerator()
+    if cpu_only and strategy.num_replicas_in_sync > 1:
         logging.info(
             "jit_compile=%r turned off: %s with %d replicas on CPU devices only; XLA cannot "
             'compile a multi-replica step over CPUs in TF 2.21 / Keras 3.15 ("Trying to access '
@@ -109,7 +121,19 @@ def resolve_jit_compile(strategy, requested):
             strategy.num_replicas_in_sync,
         )
         return False
+    if cpu_only and precision == "mixed_bfloat16":
+        logging.info(
+            "jit_compile=%r turned off for precision mixed_bfloat16 on CPU: oneDNN runs "
+            "bfloat16 matmuls about twice as fast as float32, XLA:CPU does not (see "
+            "experiments/benchmarks.md). Use float32 for XLA on CPU.",
+            requested,
+        )
+        return False
     return requested
+
+
+def _has_accelerator():
+    return any(tf.config.list_logical_devices(kind) for kind in ("GPU", "TPU"))
 
 
 def set_precision(precision):

@@ -103,7 +103,7 @@ def fit(
 
     keras.utils.set_random_seed(config.seed)
     strategy = create_strategy(config.strategy, config.tpu)
-    jit_compile = resolve_jit_compile(strategy, config.jit_compile)
+    jit_compile = resolve_jit_compile(strategy, config.jit_compile, config.precision)
     checkpoints = CheckpointCallback(
         os.path.join(workdir, "checkpoints"), keep=config.keep_checkpoints
     )

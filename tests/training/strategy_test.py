@@ -68,3 +68,15 @@ def test_set_precision():
     assert keras.config.dtype_policy().compute_dtype == "float32"
     with pytest.raises(ValueError, match="precision.*'bfloat16'"):
         set_precision("bfloat16")
+
+
+def test_jit_compile_is_turned_off_for_bfloat16_on_cpu_only(caplog):
+    one_cpu = fake_strategy(CPU.format(0))
+    with caplog.at_level(logging.INFO, logger="absl"):
+        assert resolve_jit_compile(one_cpu, True, "mixed_bfloat16") is False
+    assert "mixed_bfloat16 on CPU" in caplog.text and "oneDNN" in caplog.text
+    assert resolve_jit_compile(one_cpu, True, "float32") is True
+    assert resolve_jit_compile(one_cpu, True, "mixed_float16") is True
+    assert resolve_jit_compile(fake_strategy(GPU.format(0), GPU.format(1)), True, "mixed_bfloat16")
+    assert resolve_jit_compile(tf.distribute.get_strategy(), True, "mixed_bfloat16") is False
+    assert resolve_jit_compile(one_cpu, False, "mixed_bfloat16") is False
