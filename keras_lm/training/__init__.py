@@ -7,6 +7,7 @@ from keras_lm.training.callbacks import NaNStopper
 from keras_lm.training.callbacks import ProgressLogger
 from keras_lm.training.callbacks import StepCallback
 from keras_lm.training.callbacks import tensorboard_callback
+from keras_lm.training.compile import compile_for_training
 from keras_lm.training.config import default_train_config
 from keras_lm.training.config import resolve_train_config
 from keras_lm.training.losses import MaskedSparseCrossEntropy
@@ -35,6 +36,7 @@ __all__ = [
     "TrainResult",
     "WarmupCosineDecay",
     "build_optimizer",
+    "compile_for_training",
     "create_strategy",
     "cross_entropy_sums",
     "default_train_config",

@@ -14,6 +14,7 @@ from keras_lm.training.callbacks import NaNStopper
 from keras_lm.training.callbacks import ProgressLogger
 from keras_lm.training.callbacks import StepCallback
 from keras_lm.training.callbacks import tensorboard_callback
+from keras_lm.training.compile import compile_for_training
 from keras_lm.training.config import resolve_train_config
 from keras_lm.training.losses import MaskedSparseCrossEntropy
 from keras_lm.training.metrics import Perplexity
@@ -112,22 +113,21 @@ def fit(
     try:
         with strategy.scope():
             model = build_model()
-            model.compile(
-                optimizer=build_optimizer(config),
-                loss=loss if loss is not None else MaskedSparseCrossEntropy(),
-                weighted_metrics=(
-                    [token_accuracy(), Perplexity()] if metrics is None else list(metrics)
-                ),
-                jit_compile=jit_compile,
-            )
             if not model.built:
                 raise ValueError(
                     "`build_model` must return a model whose variables exist (a functional "
                     "model, or call it once on a batch) so a checkpoint can be restored into "
                     f"it. Received an unbuilt {type(model).__name__}."
                 )
-            # The optimizer's variables must exist for the checkpoint to restore them.
-            model.optimizer.build(model.trainable_variables)
+            # Also builds the optimizer: its variables must exist for the checkpoint to
+            # restore them, and the step is then traced once instead of twice.
+            compile_for_training(
+                model,
+                build_optimizer(config),
+                loss if loss is not None else MaskedSparseCrossEntropy(),
+                [token_accuracy(), Perplexity()] if metrics is None else list(metrics),
+                jit_compile=jit_compile,
+            )
             step = checkpoints.restore(model)
             if step >= total_steps:
                 logging.info("Nothing to train: restored step %d >= steps %d.", step, total_steps)
