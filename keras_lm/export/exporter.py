@@ -59,7 +59,8 @@ def export_model(model, tokenizer, export_dir, version=None, overwrite=False, ki
         config: the experiment config (dict or ConfigDict) to record, or None.
         step: the training step of the weights, or None.
         **options: the kind's options, e.g. `CausalLMModule`'s `max_new_tokens`,
-            `temperature`, `top_k`, `top_p`, `seed` (the defaults of `generate`).
+            `temperature`, `top_k`, `top_p`, `seed` (the defaults of `generate`);
+            `ClassifierModule`'s `labels`; see each builder's class docstring.
 
     Returns:
         The path of the version directory.
@@ -95,6 +96,8 @@ def export_model(model, tokenizer, export_dir, version=None, overwrite=False, ki
         with _quiet_tensorflow_logs():
             tf.saved_model.save(module, staging, signatures=signatures)
         tokenizer.save(os.path.join(staging, TOKENIZER_ASSETS))
+        if hasattr(module, "save_assets"):  # e.g. a seq2seq model's target tokenizer
+            module.save_assets(staging)
         custom_ops = non_core_ops(staging)
         metadata = _metadata(staging, module, kind, model, tokenizer, config, step, custom_ops)
         metadata["export_seconds"] = round(time.perf_counter() - start, 3)

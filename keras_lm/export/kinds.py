@@ -8,8 +8,10 @@ strings in, continuations and scores out). Adding one (e.g. an encoder classifie
    - `main_signature`: the name of the signature that is also `serving_default`;
    - `signatures()`: {name: concrete function}, "serving_default" included, every input a
      `tf.TensorSpec` with a fixed dtype (strings for text) and every output a dict;
-   - `metadata()`: a JSON-serializable dict merged into `keras_lm_export.json`.
-   The module tracks what the functions capture (`list(model.variables)`, the tokenizer).
+   - `metadata()`: a JSON-serializable dict merged into `keras_lm_export.json`;
+   - optionally `save_assets(path)`: writes extra files into the version directory (e.g.
+     a second tokenizer) after the SavedModel and the tokenizer are written.
+   The module tracks what the functions capture (`backend_variables(model)`, the tokenizer).
 2. Register it: add `kind: (module path, class name)` to `EXPORT_KINDS` and map the model
    classes to it in `MODEL_KINDS` (or call `register_kind` from the model family's code).
 3. Test it like tests/export/causal_lm_module_test.py: export, load in a process without
@@ -22,10 +24,16 @@ import importlib
 MODEL_KINDS = {
     "DecoderLM": "causal_lm",
     "RecurrentLM": "causal_lm",
+    "SequenceClassifier": "classifier",
+    "QuestionAnswering": "question_answering",
+    "Seq2SeqTransformer": "seq2seq",
 }
 # Export kind -> (module, class) of its signature builder, imported on first use, or the class.
 EXPORT_KINDS = {
     "causal_lm": ("keras_lm.export.causal_lm_module", "CausalLMModule"),
+    "classifier": ("keras_lm.export.classifier_module", "ClassifierModule"),
+    "question_answering": ("keras_lm.export.qa_module", "QAModule"),
+    "seq2seq": ("keras_lm.export.seq2seq_module", "Seq2SeqModule"),
 }
 
 

@@ -211,6 +211,22 @@ def predict(workdir, text=None, text_pair=None, question=None, context=None, whi
                                           for label, p in zip(labels, probabilities))
 
 
+def export(workdir, export_dir, version=None, overwrite=False, which="latest"):
+    """`keras-lm export`: the workdir's classifier as `export_dir/<version>/`, a SavedModel.
+
+    Signatures `classify(texts)` and `classify_pairs(texts, pairs)` -> `probabilities`,
+    `labels` (see `keras_lm.export.ClassifierModule`), with the workdir's label names and
+    `config.data.sequence_length` rows. Returns the version directory.
+    """
+    from keras_lm.export import export_model
+
+    config, tokenizer, labels, model, step = load(workdir, which)
+    return export_model(model, tokenizer, export_dir, version=version, overwrite=overwrite,
+                        config=config, step=step, labels=labels,
+                        sequence_length=config.data.sequence_length,
+                        text_pairs=bool(config.data.get("text_pair_column", "")))
+
+
 def train_and_report(config, workdir):
     """`keras-lm train`: trains, then prints validation metrics of the best checkpoint."""
     result = train(config, workdir)

@@ -203,6 +203,23 @@ def predict(workdir, text=None, text_pair=None, question=None, context=None, whi
     return answer(model, tokenizer, config, [example], 1)[0]["text"]
 
 
+def export(workdir, export_dir, version=None, overwrite=False, which="latest"):
+    """`keras-lm export`: the workdir's QA model as `export_dir/<version>/`, a SavedModel.
+
+    Signature `answer(questions, contexts)` -> `answers`, `scores` (see
+    `keras_lm.export.QAModule`), windowing and decoding with `config.data`'s settings.
+    Returns the version directory.
+    """
+    from keras_lm.export import export_model
+
+    config, tokenizer, model, step = load(workdir, which)
+    data = config.data
+    return export_model(model, tokenizer, export_dir, version=version, overwrite=overwrite,
+                        config=config, step=step, sequence_length=data.sequence_length,
+                        stride=data.stride, max_question_tokens=data.max_question_tokens,
+                        max_answer_tokens=data.max_answer_tokens)
+
+
 def train_and_report(config, workdir):
     """`keras-lm train`: trains, then prints the validation metrics."""
     result = train(config, workdir)

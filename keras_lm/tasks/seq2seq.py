@@ -406,6 +406,30 @@ def generate(workdir, prompts, max_new_tokens=None, which="latest", beam_size=1,
     return outputs
 
 
+def export(workdir, export_dir, version=None, overwrite=False, which="latest"):
+    """`keras-lm export`: the workdir's model as `export_dir/<version>/`, a SavedModel.
+
+    Signatures `generate(texts)` and `generate_with_options(texts, max_new_tokens,
+    beam_size)` -> `texts` (see `keras_lm.export.Seq2SeqModule`). The defaults are
+    `config.sample.beam_size` and the model's target length; beam search uses
+    `config.evaluate.length_penalty`; beam sizes up to the largest of 8,
+    `config.evaluate.beam_sizes` and the default are served. Sources are used as given (no
+    `prepare_inputs`). Returns the version directory.
+    """
+    from keras_lm.export import export_model
+
+    config, source_tokenizer, target_tokenizer, model, step = load(workdir, which)
+    sample = config.get("sample") or {}
+    beam_size = int(sample.get("beam_size", 1) or 1)
+    beam_sizes = tuple(config.evaluate.get("beam_sizes", ()))
+    return export_model(
+        model, source_tokenizer, export_dir, version=version, overwrite=overwrite,
+        config=config, step=step,
+        target_tokenizer=None if target_tokenizer is source_tokenizer else target_tokenizer,
+        beam_size=beam_size, length_penalty=float(config.evaluate.length_penalty),
+        max_beam_size=max((8, beam_size) + beam_sizes))
+
+
 def train_and_report(config, workdir):
     """`keras-lm train`: trains, prints validation metrics and the config's samples."""
     result = train(config, workdir)

@@ -99,3 +99,112 @@ def isolated_python(script, *args, cwd, log_level=2):
         [sys.executable, "-I", "-S", "-c", prelude + script, *args], cwd=cwd, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+
+
+# ------------------------------------------------------------- encoder and seq2seq workdirs
+def randomize(model, seed=0, stddev=0.3):
+    """Draws every matrix of `model` from N(0, stddev): an untrained model whose outputs are
+    decisive (distinct labels, spans, varied text) rather than near-uniform."""
+    rng = np.random.default_rng(seed)
+    for variable in model.weights:
+        if len(variable.shape) >= 2:
+            variable.assign(rng.normal(0.0, stddev, variable.shape).astype("float32"))
+    return model
+
+
+def save_weights(model, workdir, step):
+    """Saves `model` as checkpoint `step` of `workdir`, as training leaves it."""
+    checkpoint = model_checkpoint(model, step=tf.Variable(step, dtype=tf.int64))
+    checkpoint.save(os.path.join(workdir, workdir_lib.CHECKPOINT_DIR, "ckpt"))
+
+
+def _encoder_sizes(config, row_length, positions):
+    config.data.sequence_length = row_length
+    config.model.update(num_layers=1, num_heads=2, hidden_dim=16, intermediate_dim=32,
+                        sequence_length=positions, dropout=0.0)
+
+
+def classifier_workdir(directory, step=3):
+    """A single-text classification workdir (3 labels) with random weights saved at `step`.
+
+    Rows are 16 tokens while the backbone has 24 positions: the export must use the data's.
+    """
+    from keras_lm.data import labeled
+    from keras_lm.tasks import classification
+
+    os.makedirs(directory, exist_ok=True)
+    sentences = TINY_TEXT.replace("\n", "").split(", ")
+    for split in ("train", "validation"):
+        lines = ["text\tlabel"] + [f"{s}\t{('past', 'present', 'future')[i % 3]}"
+                                   for i, s in enumerate(sentences)]
+        with open(os.path.join(directory, f"{split}.tsv"), "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+    config = classification.default_config()
+    config.data.source = os.path.join(directory, "{split}.tsv")
+    _encoder_sizes(config, row_length=16, positions=24)
+    config.model.pooling = "mean"  # varies more with the text than [CLS] at random weights
+    config.classifier.dropout = 0.0
+    workdir = os.path.join(directory, "workdir")
+    workdir_lib.write_config(workdir, config)
+    labels = labeled.label_vocabulary(e["label"] for e in
+                                      classification.load_examples(config, "train"))
+    labeled.save_labels(workdir, labels)
+    tokenizer = classification.build_tokenizer(config, workdir)
+    model = randomize(classification.build_model(config, tokenizer, len(labels)))
+    save_weights(model, workdir, step)
+    return workdir
+
+
+def qa_workdir(directory, step=3):
+    """A QA workdir (rows of 24 tokens, stride 6: long contexts span several windows) with
+    random weights saved at `step`."""
+    import json
+
+    from keras_lm.tasks import question_answering
+
+    os.makedirs(directory, exist_ok=True)
+    context = TINY_TEXT.strip()
+    answer = "the age of wisdom"
+    squad = {"data": [{"title": "t", "paragraphs": [{"context": context, "qas": [{
+        "id": "q0", "question": "What was it?",
+        "answers": [{"text": answer, "answer_start": context.index(answer)}]}]}]}]}
+    for split in ("train", "validation"):
+        with open(os.path.join(directory, f"{split}.json"), "w", encoding="utf-8") as f:
+            json.dump(squad, f)
+    config = question_answering.default_config()
+    config.data.update(source=os.path.join(directory, "{split}.json"), stride=6,
+                       max_question_tokens=8, max_answer_tokens=5)
+    _encoder_sizes(config, row_length=24, positions=24)
+    workdir = os.path.join(directory, "workdir")
+    workdir_lib.write_config(workdir, config)
+    tokenizer = question_answering.build_tokenizer(config, workdir)
+    model = randomize(question_answering.build_model(config, tokenizer))
+    save_weights(model, workdir, step)
+    return workdir
+
+
+def seq2seq_workdir(directory, step=3):
+    """A seq2seq workdir with separate source and target vocabularies (sources 8 tokens,
+    targets 8), random weights saved at `step`; `generate` defaults to beam 2."""
+    from keras_lm.tasks import seq2seq
+
+    os.makedirs(directory, exist_ok=True)
+    words = TINY_TEXT.replace(",", "").split()
+    pairs = [f"{a} {b}\t{b.upper()} {a.upper()}" for a, b in zip(words, words[1:])]
+    with open(os.path.join(directory, "pairs.tsv"), "w", encoding="utf-8") as f:
+        f.write("\n".join(pairs) + "\n")
+    config = seq2seq.default_config()
+    config.data.update(source=os.path.join(directory, "pairs.tsv"), source_length=8,
+                       target_length=8)
+    config.target_tokenizer.type = "char"
+    config.model.update(num_layers=1, num_heads=2, hidden_dim=16, intermediate_dim=32)
+    config.evaluate.update(beam_sizes=(1, 3), length_penalty=0.6)
+    config.sample.beam_size = 2
+    workdir = os.path.join(directory, "workdir")
+    workdir_lib.write_config(workdir, config)
+    source_tokenizer, target_tokenizer = seq2seq.build_tokenizers(config, workdir)
+    # This draw gives varied text, one output that stops early, beam 2 != greedy.
+    model = randomize(seq2seq.build_model(config, source_tokenizer.vocabulary_size,
+                                          target_tokenizer.vocabulary_size), seed=1, stddev=1.0)
+    save_weights(model, workdir, step)
+    return workdir
