@@ -4,8 +4,8 @@ Both models (see `gpt_setup.py`) have identical shapes and parameter counts (che
 printed), and are trained the same way: `model.fit(dataset, steps_per_epoch=N, epochs=1)`,
 the way users train, with
 
-- the same optimizer config (`keras_lm.training.build_optimizer`: AdamW, warmup-cosine,
-  weight decay 0.1, global-norm clipping 1.0), one instance per model;
+- the same optimizer settings (`keras_lm.training.build_optimizer`'s: AdamW, warmup-cosine,
+  weight decay 0.1, global-norm clipping 1.0), each library's own AdamW (`compile_model`);
 - the same loss, `keras.losses.SparseCategoricalCrossentropy(from_logits=True)`, no metrics;
 - the same precision policy and `jit_compile` (XLA on by default: keras-hub at its best);
 - the same synthetic data: random ids held in memory, `tf.data` batches, repeat, prefetch
@@ -24,8 +24,10 @@ Usage (from the repository root):
     python benchmarks/train_speed.py --size=baby      # ~3.5 minutes
 Options: --steps, --rounds, --warmup, --precision {float32,mixed_bfloat16}, --no-jit;
 --peer-precision and --peer-jit {on,off} give keras-hub other settings than ours (default:
-the same), e.g. ours in mixed_bfloat16 without XLA against keras-hub at float32 with XLA:
-    python benchmarks/train_speed.py --size=baby --precision=mixed_bfloat16 --no-jit \
+the same). Our `jit_compile` is resolved as `keras_lm.training.fit` resolves it: in
+mixed_bfloat16 on a CPU-only machine XLA is off (oneDNN's bfloat16 matmuls are faster). E.g.
+ours in mixed_bfloat16 against keras-hub at float32 with XLA:
+    python benchmarks/train_speed.py --size=baby --precision=mixed_bfloat16 \
         --peer-precision=float32 --peer-jit=on
 """
 
@@ -42,6 +44,7 @@ from matmul_peak import matmul_peaks
 
 from keras_lm.training import build_optimizer
 from keras_lm.training import compile_for_training
+from keras_lm.training import resolve_jit_compile
 
 DEFAULT_STEPS = {"small": 15, "baby": 2}
 DEFAULT_ROUNDS = {"small": 11, "baby": 7}
@@ -63,18 +66,29 @@ def synthetic_dataset(size, keras_hub_inputs, num_batches=8, seed=0):
 
 
 def compile_model(model, jit_compile, ours):
-    """The same optimizer config and loss; each model set up the way its library trains.
+    """The same optimizer settings and loss; each model set up the way its library trains.
 
-    keras-hub's users call `model.compile`; keras_lm's trainer calls
-    `keras_lm.training.compile_for_training`, which also creates the optimizer's variables
-    before the first step, so that `fit` traces the step once (see its docstring).
+    Both get AdamW with the same schedule (warmup-cosine), weight decay 0.1, betas, epsilon
+    and global-norm clipping 1.0 (`keras_lm.training.build_optimizer`'s settings).
+    keras-hub's users call `model.compile` with Keras's `keras.optimizers.AdamW`; keras_lm's
+    trainer uses `keras_lm.training.AdamW` (fused update, no decay on vectors and
+    embeddings) through `keras_lm.training.compile_for_training`, which also creates the
+    optimizer's variables before the first step, so that `fit` traces the step once.
     """
     optimizer = build_optimizer({"steps": 10_000, "warmup_steps": 10})
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     if ours:
         compile_for_training(model, optimizer, loss, jit_compile=jit_compile)
-    else:
-        model.compile(optimizer=optimizer, loss=loss, jit_compile=jit_compile)
+        return
+    keras_adamw = keras.optimizers.AdamW(
+        learning_rate=optimizer._learning_rate,  # the same schedule object (stateless)
+        weight_decay=optimizer.weight_decay,
+        beta_1=optimizer.beta_1,
+        beta_2=optimizer.beta_2,
+        epsilon=optimizer.epsilon,
+        global_clipnorm=optimizer.global_clipnorm,
+    )
+    model.compile(optimizer=keras_adamw, loss=loss, jit_compile=jit_compile)
 
 
 def timed_fit(model, dataset, steps):
@@ -120,7 +134,10 @@ def main():
     args = parser.parse_args()
     precision = {"keras_lm": args.precision,
                  "keras_hub": args.peer_precision or args.precision}
-    jit = {"keras_lm": args.jit_compile,
+    # Ours as keras_lm.training.fit resolves it (mixed_bfloat16 on CPU: no XLA, see
+    # resolve_jit_compile); keras-hub as asked.
+    jit = {"keras_lm": resolve_jit_compile(tf.distribute.get_strategy(), args.jit_compile,
+                                           args.precision),
            "keras_hub": args.jit_compile if args.peer_jit is None else args.peer_jit == "on"}
     steps = args.steps or DEFAULT_STEPS[args.size]
     args.rounds = args.rounds or DEFAULT_ROUNDS[args.size]

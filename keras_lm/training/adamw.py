@@ -1,6 +1,7 @@
 """AdamW that never decays vectors or embedding tables."""
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 
@@ -39,9 +40,19 @@ class AdamW(keras.optimizers.AdamW):
       `(sum g_i) ** 2` (a step up to sqrt(k) too large), and the clipping norm is wrong the
       same way. Adam updates `m` and `v` densely anyway, so this costs little extra.
 
+    One speed change (the speed issue): with one replica, the update is **fused**. Adam's
+    moments live in two flat vectors (m, v) instead of one pair of variables per weight, and
+    one step updates all weights with one concatenated gradient: a handful of graph ops
+    instead of ~20 per weight. That is what makes the first step (tracing and XLA
+    compilation) of a small model fast: the per-variable update was about 40% of it. The
+    arithmetic is Keras's AdamW, in the same order (tested to agree with it to float32
+    rounding). With several replicas (`MirroredStrategy`, TPU), `amsgrad` or gradient
+    accumulation, the per-variable Keras update is used (`fused=False` forces it).
+
     Args:
         no_decay_names: tuple of lower-case substrings; variables whose path contains one are
             not decayed. Defaults to `("embedding",)`.
+        fused: bool, use the fused update where it applies (default True).
         **kwargs: passed to `keras.optimizers.AdamW` (learning_rate, weight_decay, beta_1,
             beta_2, epsilon, global_clipnorm, ...).
 
@@ -51,28 +62,110 @@ class AdamW(keras.optimizers.AdamW):
     >>> model.compile(optimizer=optimizer, loss=...)
     """
 
-    def __init__(self, no_decay_names=("embedding",), **kwargs):
+    def __init__(self, no_decay_names=("embedding",), fused=True, **kwargs):
         super().__init__(**kwargs)
         self.no_decay_names = tuple(no_decay_names)
+        self.fused = bool(fused)
+        self._fused_layout = None  # (offsets, sizes, decay mask) once built fused
 
     def build(self, var_list):
-        if not self.built:
-            self.exclude_from_weight_decay(var_list=[v for v in var_list if not self.decays(v)])
-        super().build(var_list)
+        if self.built:
+            return
+        self.exclude_from_weight_decay(var_list=[v for v in var_list if not self.decays(v)])
+        use_fused = (
+            self.fused
+            and not self.amsgrad
+            and not self.gradient_accumulation_steps
+            and tf.distribute.get_strategy().num_replicas_in_sync == 1
+        )
+        if not use_fused:
+            super().build(var_list)
+            return
+        # The base optimizer's build (iterations, learning rate, variable indices), without
+        # Adam's per-variable slots.
+        keras.optimizers.Optimizer.build(self, var_list)
+        sizes = [int(np.prod(v.shape)) for v in var_list]
+        offsets = np.cumsum([0] + sizes[:-1]).tolist()
+        decay_mask = np.concatenate(
+            [np.full([n], float(self._use_weight_decay(v)), np.float32) for v, n in
+             zip(var_list, sizes)] or [np.zeros([0], np.float32)]
+        )
+        total = int(sum(sizes))
+        self._momentum_vector = self.add_variable((total,), dtype="float32", name="momentum")
+        self._velocity_vector = self.add_variable((total,), dtype="float32", name="velocity")
+        self._momentums, self._velocities = [], []
+        self._fused_layout = (offsets, sizes, decay_mask)
+
+    def _apply_weight_decay(self, variables):
+        if self._fused_layout is None:
+            super()._apply_weight_decay(variables)
+        # Fused: the decay is part of the one update in _backend_update_step.
+
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        if self._fused_layout is None:
+            return super()._backend_update_step(grads, trainable_variables, learning_rate)
+        offsets, sizes, decay_mask = self._fused_layout
+        indices = [self._get_variable_index(v) for v in trainable_variables]
+        variables = [v.value if isinstance(v, keras.Variable) else v
+                     for v in trainable_variables]
+        grads = [g for g, _ in self._summed_dense_gradients(list(zip(grads, variables)))]
+        by_index = dict(zip(indices, zip(grads, variables)))
+        all_variables = self._trainable_variables
+        # Weights without a gradient this step (unused layers) keep their values and
+        # moments, as in Keras, which skips them: zero gradient, then masked out.
+        keep = np.concatenate([np.full([n], float(i in by_index), np.float32)
+                               for i, n in enumerate(sizes)])
+        flat_grad = tf.concat([
+            tf.reshape(tf.cast(by_index[i][0], tf.float32), [-1]) if i in by_index
+            else tf.zeros([n], tf.float32) for i, n in enumerate(sizes)
+        ], axis=0)
+        if self.global_clipnorm:  # clip_by_global_norm's formula, on the one flat vector
+            norm = tf.norm(flat_grad)
+            clip = tf.cast(self.global_clipnorm, tf.float32)
+            flat_grad = flat_grad * (clip / tf.maximum(norm, clip))
+        flat_vars = tf.concat([tf.reshape(tf.cast(v.value, tf.float32), [-1])
+                               for v in all_variables], axis=0)
+
+        lr = tf.cast(learning_rate, tf.float32)
+        step = tf.cast(self.iterations + 1, tf.float32)
+        beta_1, beta_2 = tf.cast(self.beta_1, tf.float32), tf.cast(self.beta_2, tf.float32)
+        alpha = lr * tf.sqrt(1 - tf.pow(beta_2, step)) / (1 - tf.pow(beta_1, step))
+        m, v = self._momentum_vector.value, self._velocity_vector.value
+        new_m = m + (flat_grad - m) * (1 - beta_1)
+        new_v = v + (tf.square(flat_grad) - v) * (1 - beta_2)
+        decayed = flat_vars - flat_vars * (decay_mask * tf.cast(self.weight_decay, tf.float32)
+                                           * lr)
+        new_vars = decayed - (new_m * alpha) / (tf.sqrt(new_v) + self.epsilon)
+        if not keep.all():
+            kept = tf.constant(keep) > 0
+            new_m = tf.where(kept, new_m, m)
+            new_v = tf.where(kept, new_v, v)
+            new_vars = tf.where(kept, new_vars, flat_vars)
+        self._momentum_vector.assign(new_m)
+        self._velocity_vector.assign(new_v)
+        for i, segment in enumerate(tf.split(new_vars, sizes)):
+            if i in by_index:
+                variable = by_index[i][1]
+                variable.assign(tf.cast(tf.reshape(segment, variable.shape), variable.dtype))
 
     def _clip_gradients(self, grads):
         if self.global_clipnorm:
             return grads  # Clipped after the cross-replica sum, in _all_reduce_sum_gradients.
         return super()._clip_gradients(grads)
 
+    def _summed_dense_gradients(self, grads_and_vars):
+        """Sums across replicas; sparse (embedding) gradients become dense (see above)."""
+        grads_and_vars = super()._all_reduce_sum_gradients(grads_and_vars)
+        return [
+            (tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g, v)  # sums repeats
+            for g, v in grads_and_vars
+        ]
+
     def _all_reduce_sum_gradients(self, grads_and_vars):
         # Keras's TF optimizer calls this once per step, in every strategy, just before
         # update_step: the one place where the summed (global-batch) gradient exists.
-        grads_and_vars = super()._all_reduce_sum_gradients(grads_and_vars)
-        grads = [
-            tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g  # sums repeats
-            for g, _ in grads_and_vars
-        ]
+        grads_and_vars = self._summed_dense_gradients(grads_and_vars)
+        grads = [g for g, _ in grads_and_vars]
         if self.global_clipnorm:
             grads, _ = tf.clip_by_global_norm(grads, self.global_clipnorm)
         return [(g, v) for g, (_, v) in zip(grads, grads_and_vars)]
@@ -86,5 +179,5 @@ class AdamW(keras.optimizers.AdamW):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"no_decay_names": list(self.no_decay_names)})
+        config.update({"no_decay_names": list(self.no_decay_names), "fused": self.fused})
         return config

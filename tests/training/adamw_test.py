@@ -109,3 +109,48 @@ def test_clipping_uses_the_norm_of_the_summed_embedding_gradient():
     root = np.sqrt(1 - optimizer.beta_2)
     expected = 0.1 * root * clipped / (root * np.abs(clipped) + 1.0)
     np.testing.assert_allclose(update, expected, rtol=1e-5, atol=1e-9)
+
+
+def _train_steps(fused, steps=5):
+    """A few steps of a model with an embedding (sparse gradient), a norm, a dense layer and
+    an unused weight, by `optimizer.apply`; returns the weights and the optimizer."""
+    keras.utils.set_random_seed(0)
+    model, position = build_mixed_model()
+    unused = keras.Variable(np.ones((2, 2), np.float32), name="unused")  # never gets a gradient
+    variables = model.trainable_variables + [unused]
+    optimizer = AdamW(learning_rate=0.05, weight_decay=0.3, global_clipnorm=0.5, fused=fused)
+    optimizer.build(variables)
+    rng = np.random.default_rng(0)
+    for _ in range(steps):
+        tokens = rng.integers(0, 10, (3, 4)).astype(np.int32)
+        target = rng.normal(size=(3, 4, 6)).astype(np.float32)
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(model(tokens) - target))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply(grads, model.trainable_variables)
+    return [v.numpy() for v in variables], optimizer
+
+
+def test_fused_update_equals_keras_per_variable_update():
+    fused_weights, fused = _train_steps(fused=True)
+    plain_weights, plain = _train_steps(fused=False)
+    assert fused._fused_layout is not None and plain._fused_layout is None
+    # Two moment vectors instead of two slots per weight.
+    assert len(fused.variables) < len(plain.variables)
+    for a, b in zip(fused_weights, plain_weights):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=3e-6)  # float32 rounding, 5 steps
+    np.testing.assert_array_equal(fused_weights[-1], np.ones((2, 2)))  # the unused weight
+    # The moments agree too, weight by weight.
+    flat_m = np.concatenate([m.numpy().ravel() for m in plain._momentums])
+    np.testing.assert_allclose(fused._momentum_vector.numpy()[: flat_m.size], flat_m,
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_fused_is_off_for_amsgrad_and_can_be_turned_off():
+    # (Multi-replica training is covered by tests/training/trainer_test.py's mirrored run,
+    # whose loss curve must match the default strategy's, i.e. fused against per-variable.)
+    model, _ = build_mixed_model()
+    optimizer = AdamW(amsgrad=True)
+    optimizer.build(model.trainable_variables)
+    assert optimizer._fused_layout is None
+    assert AdamW.from_config(AdamW(fused=False).get_config()).fused is False
