@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reruns every keras_lm-vs-keras-hub speed benchmark, one after the other (~7 minutes on
+# Reruns every keras_lm-vs-keras-hub speed benchmark, one after the other (~11 minutes on
 # 2 CPU cores), printing each report. Usage, from the repository root:
 #     bash benchmarks/run_all.sh [PYTHON]          # PYTHON defaults to /work/venv/bin/python
 # Check `cat /proc/loadavg` first: other processes distort the numbers (see README.md).
@@ -11,6 +11,7 @@ for command in \
     "benchmarks/attention_speed.py" \
     "benchmarks/train_speed.py --size=small" \
     "benchmarks/train_speed.py --size=baby" \
+    "benchmarks/train_speed.py --size=baby --precision=mixed_bfloat16 --peer-precision=float32 --peer-jit=on" \
     "benchmarks/generate_speed.py"; do
   echo "=== python ${command}   (load average: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?'))"
   # shellcheck disable=SC2086
