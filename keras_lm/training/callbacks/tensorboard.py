@@ -30,7 +30,7 @@ def tensorboard_callback(log_dir, update_freq):
             "(pip install tensorboard)."
         )
         return None
-    return keras.callbacks.TensorBoard(
+    return _TensorBoard(
         log_dir=str(log_dir),
         update_freq=int(update_freq),
         histogram_freq=0,
@@ -38,3 +38,18 @@ def tensorboard_callback(log_dir, update_freq):
         write_images=False,
         profile_batch=0,
     )
+
+
+class _TensorBoard(keras.callbacks.TensorBoard):
+    """Writes every epoch's summaries.
+
+    Keras 3.15 writes the epoch summaries (`epoch_loss`, ...) inside the
+    `record_if(step % update_freq == 0)` context it opened for the last *batch*, so with an
+    integer `update_freq` an epoch's summaries are dropped whenever the batch count at its
+    end is not a multiple of `update_freq` (e.g. every other evaluation with
+    `eval_every=250`, `log_every=100`).
+    """
+
+    def _log_epoch_metrics(self, epoch, logs):
+        with self.summary.record_if(True):
+            super()._log_epoch_metrics(epoch, logs)
