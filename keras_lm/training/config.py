@@ -38,6 +38,9 @@ def default_train_config():
     config.beta_2 = 0.99  # 0.99 rather than 0.999: few tokens per step (nanoGPT).
     config.epsilon = 1e-8
     config.grad_clip_norm = 1.0  # Global gradient norm; 0 (or None) turns clipping off.
+    # AdamW's fused update (flat moments) with one replica. Its checkpoints resume with one
+    # replica only; set False to resume a run's checkpoints under several replicas later.
+    config.fused_optimizer = True
     config.log_every = 100  # Steps between progress lines (and TensorBoard batch summaries).
     config.eval_every = 500  # Steps between validations; also the checkpoint interval.
     # Validation batches per evaluation; None = the whole validation set (exact, comparable

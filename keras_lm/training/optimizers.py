@@ -39,4 +39,5 @@ def build_optimizer(train_config):
         beta_2=config.beta_2,
         epsilon=config.epsilon,
         global_clipnorm=config.grad_clip_norm or None,
+        fused=config.fused_optimizer,
     )

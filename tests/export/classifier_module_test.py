@@ -35,11 +35,6 @@ PAIRS = ["the season of Light", TINY_TEXT[10:80], "", "it"]
 
 LOADER = r"""
 import json
-try:
-    import keras_lm
-    keras_lm_error = None
-except ImportError as error:
-    keras_lm_error = repr(error)
 import tensorflow as tf
 
 path, texts, pairs = sys.argv[1], *map(json.loads, sys.argv[2:])

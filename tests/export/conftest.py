@@ -83,6 +83,9 @@ def reference_scores(model, tokenizer, texts):
 def isolated_python(script, *args, cwd, log_level=2):
     """Runs `script` in a python that sees the venv's packages but not keras_lm.
 
+    The script starts after an attempt to import keras_lm, whose error it finds in
+    `keras_lm_error` (tests assert that it is set).
+
     `-I -S`: no current directory or script directory on sys.path, no PYTHON* variables,
     no site processing, so the editable install's .pth finder never runs; the venv's
     site-packages are appended by hand (plain directories, no .pth files).
@@ -92,7 +95,12 @@ def isolated_python(script, *args, cwd, log_level=2):
     """
     paths = sysconfig.get_paths()
     site_dirs = sorted({paths["purelib"], paths["platlib"]})
-    prelude = f"import sys\nsys.path.extend({site_dirs!r})\n"
+    # The script can read `keras_lm_error`: why `import keras_lm` failed (None if it did not).
+    prelude = (
+        f"import sys\nsys.path.extend({site_dirs!r})\n"
+        "try:\n    import keras_lm\n    keras_lm_error = None\n"
+        "except ImportError as error:\n    keras_lm_error = repr(error)\n"
+    )
     env = {"PATH": os.environ.get("PATH", ""), "TF_CPP_MIN_LOG_LEVEL": str(log_level),
            "CUDA_VISIBLE_DEVICES": ""}
     return subprocess.Popen(

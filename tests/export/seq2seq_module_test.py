@@ -33,11 +33,6 @@ CASES = {
 
 LOADER = r"""
 import json
-try:
-    import keras_lm
-    keras_lm_error = None
-except ImportError as error:
-    keras_lm_error = repr(error)
 import tensorflow as tf
 
 path, texts, cases = sys.argv[1], *map(json.loads, sys.argv[2:])

@@ -31,11 +31,6 @@ SAMPLING = {"max_new_tokens": 9, "temperature": 1.2, "top_k": 8, "top_p": 0.9, "
 
 LOADER = r"""
 import json
-try:
-    import keras_lm
-    keras_lm_error = None
-except ImportError as error:
-    keras_lm_error = repr(error)
 import tensorflow as tf
 
 path, prompts, scored, options, sampling = sys.argv[1], *map(json.loads, sys.argv[2:])

@@ -15,6 +15,7 @@ FIELDS = {
     "beta_2",
     "epsilon",
     "grad_clip_norm",
+    "fused_optimizer",
     "log_every",
     "eval_every",
     "eval_steps",

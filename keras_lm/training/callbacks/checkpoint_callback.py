@@ -80,7 +80,19 @@ class CheckpointCallback(StepCallback):
         path = self.latest_checkpoint
         if path is None:
             return self.step
-        self._checkpoint.restore(path).assert_existing_objects_matched()
+        try:
+            self._checkpoint.restore(path).assert_existing_objects_matched()
+        except (ValueError, AssertionError) as error:
+            raise ValueError(
+                f"Cannot resume from {path}: its variables do not match this model and "
+                f"optimizer ({error}). The checkpoint is left as it is. Causes: a different "
+                "model config; or AdamW's state layout: with one replica it keeps its moments "
+                "as two flat vectors (config.train.fused_optimizer=True), with several "
+                "replicas, or fused_optimizer=False, one pair per weight. Resume with the "
+                "config and strategy that wrote it (or with --config.train.fused_optimizer="
+                "False for a checkpoint written with several replicas or by keras_lm before "
+                "the fused optimizer), or train into a new --workdir."
+            ) from error
         self.start_at(int(self._step.numpy()))
         self.best = float(self._best.numpy())
         logging.info(

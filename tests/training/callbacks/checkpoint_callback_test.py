@@ -80,3 +80,28 @@ def test_without_monitor_value_no_best_checkpoint(tmp_path):
 def test_keep_must_be_positive(tmp_path):
     with pytest.raises(ValueError, match="keep"):
         CheckpointCallback(tmp_path, keep=0)
+
+
+def test_an_optimizer_layout_mismatch_is_a_clear_error_and_keeps_the_checkpoint(tmp_path):
+    from keras_lm.training import AdamW
+
+    def with_adamw(fused):
+        model = tiny_lm.build_model()
+        model.compile(optimizer=AdamW(fused=fused), loss="sparse_categorical_crossentropy")
+        model.optimizer.build(model.trainable_variables)
+        return model
+
+    directory = tmp_path / "checkpoints"
+    writer = CheckpointCallback(directory, keep=2)
+    per_weight = with_adamw(fused=False)
+    writer.restore(per_weight)
+    writer.set_model(per_weight)
+    writer.on_epoch_begin(0)
+    writer.on_train_batch_end(0, {})
+    writer.on_epoch_end(0, {"val_loss": 1.0})
+    saved = writer.latest_checkpoint
+    with pytest.raises(ValueError, match="fused_optimizer=False"):
+        CheckpointCallback(directory, keep=2).restore(with_adamw(fused=True))
+    assert CheckpointCallback(directory, keep=2).latest_checkpoint == saved
+    # The fix the message names works: the same layout resumes.
+    assert CheckpointCallback(directory, keep=2).restore(with_adamw(fused=False)) == 1
