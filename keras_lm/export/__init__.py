@@ -13,7 +13,9 @@ from keras_lm.export.kinds import kind_of
 from keras_lm.export.kinds import register_kind
 from keras_lm.export.loading import load
 from keras_lm.export.loading import read_metadata
+from keras_lm.export.ngram_module import NGramModule
 from keras_lm.export.qa_module import QAModule
 from keras_lm.export.saved_model_ops import non_core_ops
 from keras_lm.export.saved_model_ops import saved_model_op_types
 from keras_lm.export.seq2seq_module import Seq2SeqModule
+from keras_lm.export.tagger_module import TaggerModule

@@ -16,7 +16,7 @@ _SMALLEST_TOP_P = 1e-9
 
 
 class CausalLMModule(tf.Module):
-    """The serving signatures of a decoder-only LM (`DecoderLM`, `RecurrentLM`).
+    """The serving signatures of a causal LM (`DecoderLM`, `RecurrentLM`, `HMMLanguageModel`).
 
     Every signature takes `tf.string` [B] texts (any B, empty strings allowed):
 

@@ -50,7 +50,8 @@ def export_model(model, tokenizer, export_dir, version=None, overwrite=False, ki
     """Exports `model` with `tokenizer` as `export_dir/<version>/`, a SavedModel.
 
     Args:
-        model: a built keras_lm model with registered export kind (see `kinds.py`).
+        model: a built keras_lm model with registered export kind (see `kinds.py`): a
+            Keras model, or e.g. a fitted `NGramLM` (kind "ngram_lm").
         tokenizer: the keras_lm tokenizer of the model.
         export_dir: the model's base directory (TF Serving's `--model_base_path`).
         version: positive int, or None for the next free number.
@@ -125,7 +126,10 @@ def _metadata(path, module, kind, model, tokenizer, config, step, custom_ops):
         "format_version": FORMAT_VERSION,
         "kind": kind,
         "model_class": type(model).__name__,
-        "model_config": json.loads(json.dumps(model.get_config(), default=str)),
+        # A model that is not a Keras layer (the n-gram) has no get_config: its builder's
+        # metadata() gives the model_config instead.
+        "model_config": (json.loads(json.dumps(model.get_config(), default=str))
+                         if hasattr(model, "get_config") else None),
         "config": config,
         "step": None if step is None else int(step),
         "vocabulary_size": int(tokenizer.vocabulary_size),

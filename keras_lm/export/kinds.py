@@ -24,9 +24,12 @@ import importlib
 MODEL_KINDS = {
     "DecoderLM": "causal_lm",
     "RecurrentLM": "causal_lm",
+    "HMMLanguageModel": "causal_lm",
     "SequenceClassifier": "classifier",
+    "TokenClassifier": "tagger",
     "QuestionAnswering": "question_answering",
     "Seq2SeqTransformer": "seq2seq",
+    "NGramLM": "ngram_lm",
 }
 # Export kind -> (module, class) of its signature builder, imported on first use, or the class.
 EXPORT_KINDS = {
@@ -34,6 +37,8 @@ EXPORT_KINDS = {
     "classifier": ("keras_lm.export.classifier_module", "ClassifierModule"),
     "question_answering": ("keras_lm.export.qa_module", "QAModule"),
     "seq2seq": ("keras_lm.export.seq2seq_module", "Seq2SeqModule"),
+    "ngram_lm": ("keras_lm.export.ngram_module", "NGramModule"),
+    "tagger": ("keras_lm.export.tagger_module", "TaggerModule"),
 }
 
 

@@ -133,6 +133,16 @@ class NGramLM:
         keys, _, _ = self._require_fitted()
         return [int(k.size) for k in keys]
 
+    @property
+    def backoff_tables(self):
+        """The fitted tables `(keys, log_prob, log_backoff)`, lists of N numpy arrays.
+
+        The layout of `keras_lm.models.ngram_backoff` (sorted int64 keys, float64 natural-log
+        probabilities and backoff weights per order). Read them, do not modify them; an
+        exported graph holds a copy (`keras_lm.export.ngram_module`).
+        """
+        return self._require_fitted()
+
     def _require_fitted(self):
         if self._tables is None:
             raise RuntimeError(
@@ -274,7 +284,9 @@ class NGramLM:
         history = int(self.order - 1)
         ids = [int(i) for i in prompt]
         for _ in range(int(max_new_tokens)):
-            probs = self.next_token_distribution(np.array(ids[len(ids) - history :], np.int64))
+            # The last N-1 ids (all of them while fewer: a document start, BOS-padded).
+            context = ids[max(0, len(ids) - history) :]
+            probs = self.next_token_distribution(np.array(context, np.int64))
             if temperature == 0:
                 token = int(np.argmax(probs))
             else:

@@ -186,6 +186,21 @@ def predict(workdir, text=None, text_pair=None, question=None, context=None, whi
     return " ".join(f"{w}/{t}" for w, t in zip(words, predicted[0]))
 
 
+def export(workdir, export_dir, version=None, overwrite=False, which="latest"):
+    """`keras-lm export`: the workdir's tagger as `export_dir/<version>/`, a SavedModel.
+
+    Signature `tag(texts)` -> `words`, `tags`, `word_counts`, `probabilities` (see
+    `keras_lm.export.TaggerModule`), with the workdir's tag names and
+    `config.data.sequence_length` rows. Returns the version directory.
+    """
+    from keras_lm.export import export_model
+
+    config, tokenizer, tags, model, step = load(workdir, which)
+    return export_model(model, tokenizer, export_dir, version=version, overwrite=overwrite,
+                        config=config, step=step, labels=tags,
+                        sequence_length=config.data.sequence_length)
+
+
 def train_and_report(config, workdir):
     """`keras-lm train`: trains, then prints the validation metrics."""
     result = train(config, workdir)

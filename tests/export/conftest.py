@@ -163,6 +163,39 @@ def classifier_workdir(directory, step=3):
     return workdir
 
 
+def tagger_workdir(directory, step=3):
+    """A tagging workdir (4 tags) with random weights saved at `step`.
+
+    Rows are 16 tokens while the backbone has 24 positions: the export must use the data's.
+    """
+    from keras_lm.data import labeled
+    from keras_lm.tasks import tagging
+
+    os.makedirs(directory, exist_ok=True)
+    sentences = TINY_TEXT.replace("\n", "").split(", ")
+    tags = ("B-T", "I-T", "O", "B-E")
+    for split in ("train", "validation"):
+        lines = []
+        for i, sentence in enumerate(sentences):
+            lines += [f"{w} X {tags[(i + j) % 4]}" for j, w in enumerate(sentence.split())]
+            lines.append("")
+        with open(os.path.join(directory, f"{split}.conll"), "w", encoding="utf-8") as f:
+            f.write("\n".join(lines))
+    config = tagging.default_config()
+    config.data.source = os.path.join(directory, "{split}.conll")
+    _encoder_sizes(config, row_length=16, positions=24)
+    config.classifier.dropout = 0.0
+    workdir = os.path.join(directory, "workdir")
+    workdir_lib.write_config(workdir, config)
+    labels = labeled.label_vocabulary(t for s in tagging.load_sentences(config, "train")
+                                      for t in s["tags"])
+    labeled.save_labels(workdir, labels)
+    tokenizer = tagging.build_tokenizer(config, workdir)
+    model = randomize(tagging.build_model(config, tokenizer, len(labels)))
+    save_weights(model, workdir, step)
+    return workdir
+
+
 def qa_workdir(directory, step=3):
     """A QA workdir (rows of 24 tokens, stride 6: long contexts span several windows) with
     random weights saved at `step`."""

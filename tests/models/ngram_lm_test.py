@@ -249,6 +249,13 @@ def test_generate_seeded_and_greedy(rng):
     for i in range(2, greedy.size):
         assert greedy[i] == np.argmax(lm.next_token_distribution(greedy[:i]))
 
+    # A prompt shorter than the N-1 context ids is a document start: all of it is read.
+    lm5 = NGramLM(5, V, BOS, EOS).fit(corpus)
+    for prompt in ([], [3], [3, 4, 5]):
+        greedy = lm5.generate(prompt, 8, temperature=0)
+        for i in range(len(prompt), greedy.size):
+            assert greedy[i] == np.argmax(lm5.next_token_distribution(greedy[:i]))
+
     stopped = lm.generate([], 200, seed=3, stop_ids=(EOS,))
     assert stopped.size <= 200
     assert EOS not in stopped[:-1]
