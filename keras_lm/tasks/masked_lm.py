@@ -180,6 +180,20 @@ def load(workdir, which="latest"):
     return config, tokenizer, model, step
 
 
+def export(workdir, export_dir, version=None, overwrite=False, which="latest"):
+    """`keras-lm export` on a masked-LM workdir: refused, with the way to a servable model.
+
+    Masked-LM pre-training produces an encoder backbone, not a serving task: what a server
+    answers (labels, tags, answer spans) comes from a head fine-tuned on top of it.
+    """
+    del export_dir, version, overwrite, which
+    raise ValueError(
+        f"{workdir!r} is a masked-LM pre-training workdir: it has no serving signature of its "
+        "own. Fine-tune its backbone with a classifier, tagging or question-answering config "
+        f"(--config.init_from={workdir}) and export that workdir."
+    )
+
+
 def evaluate_model(model, dataset, jit_compile=True):
     """Masked-position loss, accuracy and perplexity of `model` over a masked-LM dataset."""
 

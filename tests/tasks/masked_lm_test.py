@@ -89,3 +89,10 @@ def test_mismatched_vocabulary_or_architecture_is_refused(pretrained, tmp_path):
     other.save(str(fine_workdir / "tokenizer"))
     with pytest.raises(ValueError, match="init_from"):
         classification.build_tokenizer(fine_tuning, str(fine_workdir))
+
+
+def test_export_of_a_pretraining_workdir_names_the_way_to_a_servable_model(pretrained, tmp_path):
+    _, workdir = pretrained
+    with pytest.raises(ValueError, match="init_from"):
+        masked_lm.export(workdir, str(tmp_path / "models"))
+    assert not (tmp_path / "models").exists()
