@@ -30,7 +30,7 @@ def attention_functions(num_heads, head_dim):
     layer.build((None, None, num_heads * head_dim))
 
     def ours(q, k, v):  # the two calls MultiHeadAttention.call makes after its projections
-        mask = layer._compute_mask(q, k, None, True, 0)
+        mask = layer._compute_mask(q, k.shape[1], None, True, 0)
         return layer._attend(q, k, v, mask, training=False)
 
     def keras_ops(q, k, v):

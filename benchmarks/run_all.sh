@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Reruns every keras_lm-vs-keras-hub speed benchmark, one after the other (~11 minutes on
 # 2 CPU cores), printing each report. Usage, from the repository root:
-#     bash benchmarks/run_all.sh [PYTHON]          # PYTHON defaults to /work/venv/bin/python
+#     bash benchmarks/run_all.sh [PYTHON]          # PYTHON defaults to the python on PATH
 # Check `cat /proc/loadavg` first: other processes distort the numbers (see README.md).
 set -euo pipefail
-PYTHON="${1:-${PYTHON:-/work/venv/bin/python}}"
+PYTHON="${1:-${PYTHON:-python}}"
 cd "$(dirname "$0")/.."
 for command in \
     "benchmarks/matmul_peak.py" \

@@ -25,7 +25,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
     Shape letters: B batch, T decoder (new) tokens, S encoder length, D width,
     S_max cache length, K key/value heads, Dh = D // num_heads.
 
-    Cache layout: [B, 2, S_max, K, Dh], the self-attention keys and values (see
+    Cache layout: [B, 2, K, S_max, Dh], the self-attention keys and values (see
     `MultiHeadAttention`). Decoding one token at a time with a cache gives the same
     outputs as the full-sequence call.
 
@@ -50,7 +50,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
         decoder_attention_mask: bool [B, T, T] (or [B, T, S_max]), merged with the causal
             mask, e.g. to keep packed documents apart.
         encoder_padding_mask: bool [B, S].
-        self_attention_cache: [B, 2, S_max, K, Dh] or None.
+        self_attention_cache: [B, 2, K, S_max, Dh] or None.
         self_attention_cache_update_index: int scalar, position of the first new token.
         positions: int [B, T], positions for rotary attention (default: from the index).
         training: bool.

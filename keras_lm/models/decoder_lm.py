@@ -30,7 +30,7 @@ class DecoderLM(GenerativeLM, keras.Model):
     each document, so each document gets exactly the logits it would get alone.
 
     Cache layout for decoding (`call_with_cache`): a tuple of L tensors, each
-    [B, 2, S, K, Dh] (keys and values of one block; see `MultiHeadAttention`).
+    [B, 2, K, S, Dh] (keys and values of one block; see `MultiHeadAttention`).
 
     Args:
         vocabulary_size: int, V; must equal the tokenizer's `vocabulary_size`.
@@ -174,8 +174,8 @@ class DecoderLM(GenerativeLM, keras.Model):
 
     # ----------------------------------------------------------------------------- decoding
     def init_cache(self, batch_size, cache_length):
-        """Zeros for `call_with_cache`: L tensors [B, 2, S, K, Dh] in the compute dtype."""
-        shape = (batch_size, 2, cache_length, self.num_key_value_heads, self.head_dim)
+        """Zeros for `call_with_cache`: L tensors [B, 2, K, S, Dh] in the compute dtype."""
+        shape = (batch_size, 2, self.num_key_value_heads, cache_length, self.head_dim)
         return tuple(ops.zeros(shape, dtype=self.compute_dtype) for _ in self.blocks)
 
     def call_with_cache(self, token_ids, cache, cache_update_index):
@@ -183,7 +183,7 @@ class DecoderLM(GenerativeLM, keras.Model):
 
         Args:
             token_ids: int [B, T], the new tokens.
-            cache: tuple of L tensors [B, 2, S, K, Dh] from `init_cache` or a previous call.
+            cache: tuple of L tensors [B, 2, K, S, Dh] from `init_cache` or a previous call.
             cache_update_index: int scalar, position of the first new token.
 
         Returns:

@@ -45,8 +45,8 @@ class Seq2SeqTransformer(keras.Model):
 
     Decoding (`decoding_state`, `init_cache`, `call_with_cache`): the encoder runs once, and
     so do the cross-attention key/value projections of its output (`decoding_state`: L tensors
-    [B, 2, S, K, Dh]), which would otherwise be recomputed at every step and cost more than
-    the rest of a step. The self-attention cache is a tuple of L tensors [B, 2, T_max, K, Dh],
+    [B, 2, K, S, Dh]), which would otherwise be recomputed at every step and cost more than
+    the rest of a step. The self-attention cache is a tuple of L tensors [B, 2, K, T_max, Dh],
     the keys and values of each decoder block.
 
     Args:
@@ -276,8 +276,8 @@ class Seq2SeqTransformer(keras.Model):
 
     # ----------------------------------------------------------------------------- decoding
     def init_cache(self, batch_size, cache_length):
-        """Zeros for `call_with_cache`: L tensors [B, 2, T_max, K, Dh] in the compute dtype."""
-        shape = (batch_size, 2, cache_length, self.num_heads, self.head_dim)
+        """Zeros for `call_with_cache`: L tensors [B, 2, K, T_max, Dh] in the compute dtype."""
+        shape = (batch_size, 2, self.num_heads, cache_length, self.head_dim)
         return tuple(ops.zeros(shape, dtype=self.compute_dtype) for _ in self.decoder_blocks)
 
     def decoding_state(self, encoder_token_ids, encoder_padding_mask=None):
@@ -289,7 +289,7 @@ class Seq2SeqTransformer(keras.Model):
 
         Returns:
             A flat tuple: encoder outputs [B, S, D], encoder padding mask [B, S], then for
-            each decoder block its cross-attention keys and values [B, 2, S, K, Dh].
+            each decoder block its cross-attention keys and values [B, 2, K, S, Dh].
         """
         encoder_outputs, mask = self.encode(encoder_token_ids, encoder_padding_mask)
         cross_caches = []
@@ -297,7 +297,8 @@ class Seq2SeqTransformer(keras.Model):
             attention = block.cross_attention
             keys = attention.key_dense(encoder_outputs)  # (B, S, K, Dh)
             values = attention.value_dense(encoder_outputs)  # (B, S, K, Dh)
-            cross_caches.append(ops.stack([keys, values], axis=1))  # (B, 2, S, K, Dh)
+            cross_cache = ops.stack([keys, values], axis=1)  # (B, 2, S, K, Dh)
+            cross_caches.append(ops.transpose(cross_cache, (0, 1, 3, 2, 4)))  # (B, 2, K, S, Dh)
         return (encoder_outputs, mask) + tuple(cross_caches)
 
     def call_with_cache(self, decoder_token_ids, cache, cache_update_index, encoder_outputs,
@@ -306,11 +307,11 @@ class Seq2SeqTransformer(keras.Model):
 
         Args:
             decoder_token_ids: int [B, T_new].
-            cache: tuple of L tensors [B, 2, T_max, K, Dh].
+            cache: tuple of L tensors [B, 2, K, T_max, Dh].
             cache_update_index: int scalar, position of the first new token.
             encoder_outputs: [B, S, D] from `encode`.
             encoder_padding_mask: bool [B, S] from `encode`.
-            *cross_attention_caches: optional, the L key/value tensors [B, 2, S, K, Dh] of
+            *cross_attention_caches: optional, the L key/value tensors [B, 2, K, S, Dh] of
                 `decoding_state`; without them each block projects `encoder_outputs` again.
 
         Returns:
@@ -381,7 +382,7 @@ def _decoder_block_step(block, x, self_cache, index, cross_cache, encoder_paddin
     keys and values.
 
     The block's own call projects the encoder output at every decoding step; here the
-    cross-attention reads keys/values from `cross_cache` [B, 2, S, K, Dh] instead (passed as
+    cross-attention reads keys/values from `cross_cache` [B, 2, K, S, Dh] instead (passed as
     its cache, with an empty key/value input: nothing new is written). Tests check that this
     equals the block's call.
     """

@@ -90,7 +90,7 @@ def test_cached_attention_equals_full(rng, rotary, kv_heads):
     x = rng.normal(size=(B, T, D)).astype("float32")
     layer = MultiHeadAttention(H, DK, num_key_value_heads=kv_heads, rotary_max_wavelength=rotary)
     full = np.array(layer(x, x, use_causal_mask=True))
-    cache = np.zeros((B, 2, T + 3, layer.num_key_value_heads, DK), "float32")  # room to spare
+    cache = np.zeros((B, 2, layer.num_key_value_heads, T + 3, DK), "float32")  # room to spare
     # The first two tokens at once, then one token at a time.
     out, cache = layer(x[:, :2], x[:, :2], use_causal_mask=True, cache=cache, cache_update_index=0)
     steps = [np.array(out)]
@@ -123,7 +123,7 @@ def test_bad_arguments(rng):
     with pytest.raises(ValueError, match="attention_mask"):
         layer(x, x, attention_mask=np.ones((B, T + 2, T), bool))
     with pytest.raises(ValueError, match="cache_update_index"):
-        layer(x, x, cache=np.zeros((B, 2, T, H, DK), "float32"))
+        layer(x, x, cache=np.zeros((B, 2, H, T, DK), "float32"))
     with pytest.raises(ValueError, match="dropout"):
         MultiHeadAttention(num_heads=H, key_dim=DK, dropout=1.5)
 
@@ -136,3 +136,20 @@ def test_projections_start_different():
     kernels = [np.array(d.kernel).reshape(D, -1) for d in
                (layer.query_dense, layer.key_dense, layer.value_dense)]
     assert not np.allclose(kernels[0], kernels[1]) and not np.allclose(kernels[1], kernels[2])
+
+
+@pytest.mark.parametrize("kv_heads", [None, 2])
+def test_fused_self_attention_projection_equals_the_three_projections(rng, kv_heads):
+    # layer(x, x) projects Q, K and V with one matmul over the concatenated kernels; a copy
+    # of x as the value takes the path of three separate EinsumDense projections.
+    x = rng.normal(size=(B, T, D)).astype("float32")
+    layer = MultiHeadAttention(H, DK, num_key_value_heads=kv_heads)
+    x_tensor = keras.ops.convert_to_tensor(x)
+    fused = np.array(layer(x_tensor, x_tensor, use_causal_mask=True))
+    separate = np.array(layer(x_tensor, keras.ops.convert_to_tensor(x.copy()),
+                              use_causal_mask=True))
+    np.testing.assert_allclose(fused, separate, atol=1e-6)
+    query, key, value = layer._project_self(x_tensor)
+    np.testing.assert_allclose(query, layer.query_dense(x), atol=1e-6)
+    np.testing.assert_allclose(key, layer.key_dense(x), atol=1e-6)
+    np.testing.assert_allclose(value, layer.value_dense(x), atol=1e-6)

@@ -89,7 +89,7 @@ class _TinyDecoder:
         return np.array(x)
 
     def incremental(self, ids, encoder, cache_length):
-        caches = [np.zeros((ids.shape[0], 2, cache_length, 2, D // H), "float32")
+        caches = [np.zeros((ids.shape[0], 2, 2, cache_length, D // H), "float32")
                   for _ in self.blocks]
         outputs = []
         for t in range(ids.shape[1]):
@@ -124,7 +124,7 @@ def test_cache_with_jit_compiled_step(rng):
     def step(token, cache, index):
         return block(token, self_attention_cache=cache, self_attention_cache_update_index=index)
 
-    cache = tf.zeros((1, 2, T, H, D // H))
+    cache = tf.zeros((1, 2, H, T, D // H))
     outs = []
     for t in range(T):
         out, cache = step(x[:, t:t + 1], cache, tf.constant(t))
@@ -151,4 +151,4 @@ def test_bad_arguments(rng):
         TransformerDecoderBlock(H, F)(x, x)
     block = TransformerDecoderBlock(H, F)
     with pytest.raises(ValueError, match="cache_update_index"):
-        block(x, self_attention_cache=np.zeros((1, 2, 4, H, D // H), "float32"))
+        block(x, self_attention_cache=np.zeros((1, 2, H, 4, D // H), "float32"))
