@@ -5,9 +5,12 @@ import tensorflow as tf
 from keras_lm.export.batching import continuations
 from keras_lm.export.batching import pack_prompts
 from keras_lm.export.batching import score_windows
+from keras_lm.export.text_generation import STRINGS
+from keras_lm.export.text_generation import generation_functions
+from keras_lm.export.text_generation import generation_signatures
+from keras_lm.export.text_generation import valid_utf8
 from keras_lm.generation.decoding import _decode_loop
 
-STRINGS = tf.TensorSpec([None], tf.string)
 # Added to every logit but the stop token's once a row has all its tokens: finite, so that
 # temperature scaling and top-p arithmetic never meet inf - inf.
 _FORCE = -1e9
@@ -120,28 +123,10 @@ class CausalLMModule(tf.Module):
             )
             new_ids = continuations(tokens, lengths, end, max_new_tokens, stop_id)
             texts = tokenizer.detokenize(new_ids)
-            # Sampled bytes or pieces may end inside a character: keep the output valid UTF-8
-            # (JSON clients, TF Serving's REST API).
-            texts = tf.strings.unicode_transcode(texts, "UTF-8", "UTF-8", errors="replace",
-                                                 replace_control_characters=False)
+            texts = valid_utf8(texts)
             return {"texts": texts, "token_counts": tf.cast(new_ids.row_lengths(), tf.int32)}
 
-        defaults = self.defaults
-
-        @tf.function(input_signature=[STRINGS])
-        def generate(prompts):
-            return generate_texts(prompts, **defaults)
-
-        @tf.function(input_signature=[
-            STRINGS,
-            tf.TensorSpec([], tf.int32, name="max_new_tokens"),
-            tf.TensorSpec([], tf.float32, name="temperature"),
-            tf.TensorSpec([], tf.int32, name="top_k"),
-            tf.TensorSpec([], tf.float32, name="top_p"),
-            tf.TensorSpec([], tf.int32, name="seed"),
-        ])
-        def generate_with_options(prompts, max_new_tokens, temperature, top_k, top_p, seed):
-            return generate_texts(prompts, max_new_tokens, temperature, top_k, top_p, seed)
+        generate, generate_with_options = generation_functions(generate_texts, self.defaults)
 
         @tf.function(input_signature=[STRINGS])
         def score(texts):
@@ -166,13 +151,7 @@ class CausalLMModule(tf.Module):
 
     def signatures(self):
         """The signature name -> concrete function map for `tf.saved_model.save`."""
-        generate = self.generate.get_concrete_function()
-        return {
-            "serving_default": generate,
-            "generate": generate,
-            "generate_with_options": self.generate_with_options.get_concrete_function(),
-            "score": self.score.get_concrete_function(),
-        }
+        return generation_signatures(self)
 
     def metadata(self):
         """What `keras_lm_export.json` records about these signatures beyond their specs."""

@@ -11,8 +11,11 @@ import numpy as np
 import tensorflow as tf
 
 from keras_lm.export.batching import keep_last
+from keras_lm.export.text_generation import STRINGS
+from keras_lm.export.text_generation import generation_functions
+from keras_lm.export.text_generation import generation_signatures
+from keras_lm.export.text_generation import valid_utf8
 
-STRINGS = tf.TensorSpec([None], tf.string)
 # The most tokens one request may generate. The n-gram has no context limit, so this bounds
 # a request's time and memory instead (B rows x V tokens x N orders of lookups per step).
 MAX_NEW_TOKENS_LIMIT = 4096
@@ -141,27 +144,10 @@ class NGramModule(tf.Module):
                                    tf.cast(top_k, tf.int32), tf.cast(top_p, tf.float64),
                                    tf.cast(seed, tf.int32), eos_id)
             texts = tokenizer.detokenize(new_ids)
-            # Sampled bytes may end inside a character: keep the output valid UTF-8.
-            texts = tf.strings.unicode_transcode(texts, "UTF-8", "UTF-8", errors="replace",
-                                                 replace_control_characters=False)
+            texts = valid_utf8(texts)
             return {"texts": texts, "token_counts": tf.cast(new_ids.row_lengths(), tf.int32)}
 
-        defaults = self.defaults
-
-        @tf.function(input_signature=[STRINGS])
-        def generate(prompts):
-            return generate_texts(prompts, **defaults)
-
-        @tf.function(input_signature=[
-            STRINGS,
-            tf.TensorSpec([], tf.int32, name="max_new_tokens"),
-            tf.TensorSpec([], tf.float32, name="temperature"),
-            tf.TensorSpec([], tf.int32, name="top_k"),
-            tf.TensorSpec([], tf.float32, name="top_p"),
-            tf.TensorSpec([], tf.int32, name="seed"),
-        ])
-        def generate_with_options(prompts, max_new_tokens, temperature, top_k, top_p, seed):
-            return generate_texts(prompts, max_new_tokens, temperature, top_k, top_p, seed)
+        generate, generate_with_options = generation_functions(generate_texts, self.defaults)
 
         @tf.function(input_signature=[STRINGS])
         def score(texts):
@@ -268,13 +254,7 @@ class NGramModule(tf.Module):
 
     def signatures(self):
         """The signature name -> concrete function map for `tf.saved_model.save`."""
-        generate = self.generate.get_concrete_function()
-        return {
-            "serving_default": generate,
-            "generate": generate,
-            "generate_with_options": self.generate_with_options.get_concrete_function(),
-            "score": self.score.get_concrete_function(),
-        }
+        return generation_signatures(self)
 
     def metadata(self):
         """What `keras_lm_export.json` records about these signatures beyond their specs."""
