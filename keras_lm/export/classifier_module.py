@@ -51,16 +51,7 @@ class ClassifierModule(tf.Module):
 
     def __init__(self, model, tokenizer, labels=None, sequence_length=None, text_pairs=False):
         super().__init__(name="keras_lm_classifier")
-        if not model.built:
-            model.build()
-        check_encoder_tokenizer(model, tokenizer)
-        num_labels = int(model.num_labels)
-        labels = [str(i) for i in range(num_labels)] if labels is None else list(labels)
-        if len(labels) != num_labels or not all(isinstance(x, str) for x in labels):
-            raise ValueError(
-                f"`labels` must be {num_labels} label names (str), one per model output, in "
-                f"label-id order. Received: labels={labels!r}"
-            )
+        labels = check_encoder_head(model, tokenizer, labels, "label")
         self.sequence_length = encoder_sequence_length(model, sequence_length, specials=3)
         self.labels = labels
         self.text_pairs = bool(text_pairs)
@@ -109,6 +100,31 @@ class ClassifierModule(tf.Module):
             "sequence_length": self.sequence_length,
             "text_pairs": self.text_pairs,
         }
+
+
+def check_encoder_head(model, tokenizer, labels, what):
+    """Builds an encoder head model, checks its tokenizer and returns its label names.
+
+    Args:
+        model: a `SequenceClassifier` or `TokenClassifier` (`num_labels` outputs).
+        tokenizer: the tokenizer the model was trained with.
+        labels: list of `num_labels` str, or None for "0", "1", ...
+        what: "label" or "tag", for the error message.
+
+    Returns:
+        The label names, a list of str in label-id order.
+    """
+    if not model.built:
+        model.build()
+    check_encoder_tokenizer(model, tokenizer)
+    num_labels = int(model.num_labels)
+    labels = [str(i) for i in range(num_labels)] if labels is None else list(labels)
+    if len(labels) != num_labels or not all(isinstance(x, str) for x in labels):
+        raise ValueError(
+            f"`labels` must be {num_labels} {what} names (str), one per model output, in "
+            f"{what}-id order. Received: labels={labels!r}"
+        )
+    return labels
 
 
 def check_encoder_tokenizer(model, tokenizer):

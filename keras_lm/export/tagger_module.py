@@ -6,7 +6,7 @@ from keras_lm.data.encoder_inputs import pack_segments
 from keras_lm.data.encoder_inputs import special_token_ids
 from keras_lm.export.causal_lm_module import STRINGS
 from keras_lm.export.causal_lm_module import backend_variables
-from keras_lm.export.classifier_module import check_encoder_tokenizer
+from keras_lm.export.classifier_module import check_encoder_head
 from keras_lm.export.classifier_module import encoder_sequence_length
 
 # The tag of a word cut off by the row length (`keras_lm.tasks.tagging.OUTSIDE`).
@@ -69,16 +69,7 @@ class TaggerModule(tf.Module):
 
     def __init__(self, model, tokenizer, labels=None, sequence_length=None):
         super().__init__(name="keras_lm_tagger")
-        if not model.built:
-            model.build()
-        check_encoder_tokenizer(model, tokenizer)
-        num_labels = int(model.num_labels)
-        labels = [str(i) for i in range(num_labels)] if labels is None else list(labels)
-        if len(labels) != num_labels or not all(isinstance(x, str) for x in labels):
-            raise ValueError(
-                f"`labels` must be {num_labels} tag names (str), one per model output, in "
-                f"tag-id order. Received: labels={labels!r}"
-            )
+        labels = check_encoder_head(model, tokenizer, labels, "tag")
         self.sequence_length = encoder_sequence_length(model, sequence_length, specials=2)
         self.labels = labels
         self.model_variables = backend_variables(model)
