@@ -121,3 +121,27 @@ def test_checkpoint_restores_every_weight(tmp_path):
     k = [np.array(b.self_attention.key_dense.kernel) for b in model.blocks]
     v = [np.array(b.self_attention.value_dense.kernel) for b in model.blocks]
     assert not np.allclose(k[0], v[0]) and not np.allclose(k[0], k[1])
+
+
+def test_training_and_decoding_use_the_fused_qkv_projection(rng, monkeypatch):
+    # The one-matmul Q/K/V projection is what makes batch-1 decoding 2x keras-hub's
+    # (experiments/benchmarks.md); a refactor that stopped passing the same tensor as
+    # query and value would fall back to three projections without any test failing.
+    from keras_lm.layers import MultiHeadAttention
+
+    calls = []
+    original = MultiHeadAttention._project_self
+
+    def counting(self, x):
+        calls.append(tuple(x.shape))
+        return original(self, x)
+
+    monkeypatch.setattr(MultiHeadAttention, "_project_self", counting)
+    model = tiny()
+    ids = rng.integers(1, V, size=(2, 5))
+    model(ids)
+    assert len(calls) == 2  # one per block
+    cache = model.init_cache(2, 6)
+    assert tuple(cache[0].shape) == (2, 2, 2, 6, 4)  # [B, 2, K, S, Dh]: heads first
+    model.call_with_cache(ids[:, :1], cache, 0)
+    assert len(calls) == 4
