@@ -3,6 +3,7 @@
 import math
 import os
 import time
+import warnings
 
 import keras
 import tensorflow as tf
@@ -156,16 +157,22 @@ def fit(
                 config.precision,
                 jit_compile,
             )
-            history = model.fit(
-                make_train_dataset(step),
-                validation_data=_validation_data(validation_dataset, config.eval_steps),
-                steps_per_epoch=eval_every,
-                initial_epoch=step // eval_every,
-                epochs=math.ceil(total_steps / eval_every),
-                callbacks=callbacks,
-                shuffle=False,  # The data module orders (and shuffles) batches; resume needs it.
-                verbose=0,
-            )
+            with warnings.catch_warnings():
+                # Keras warns "Your input ran out of data; interrupting training" whenever a
+                # dataset of unknown length ends, the finite validation set at every
+                # evaluation included: expected there. Training data that runs out is an
+                # error of its own (_EpochBoundaries), so the warning adds nothing.
+                warnings.filterwarnings("ignore", message="Your input ran out of data")
+                history = model.fit(
+                    make_train_dataset(step),
+                    validation_data=_validation_data(validation_dataset, config.eval_steps),
+                    steps_per_epoch=eval_every,
+                    initial_epoch=step // eval_every,
+                    epochs=math.ceil(total_steps / eval_every),
+                    callbacks=callbacks,
+                    shuffle=False,  # The data module orders the batches; resume needs it.
+                    verbose=0,
+                )
             return _result(model, step, callbacks[0].step, history, start_time, tokens_per_step)
     finally:
         keras.config.set_dtype_policy(previous_policy)
