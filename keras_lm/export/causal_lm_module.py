@@ -6,9 +6,9 @@ from keras_lm.export.batching import continuations
 from keras_lm.export.batching import pack_prompts
 from keras_lm.export.batching import score_windows
 from keras_lm.export.text_generation import STRINGS
+from keras_lm.export.text_generation import generated_texts
 from keras_lm.export.text_generation import generation_functions
 from keras_lm.export.text_generation import generation_signatures
-from keras_lm.export.text_generation import valid_utf8
 from keras_lm.generation.decoding import _decode_loop
 
 # Added to every logit but the stop token's once a row has all its tokens: finite, so that
@@ -122,9 +122,7 @@ class CausalLMModule(tf.Module):
                 tf.cast(top_k, tf.int32), top_p, tf.cast(seed, tf.int32),
             )
             new_ids = continuations(tokens, lengths, end, max_new_tokens, stop_id)
-            texts = tokenizer.detokenize(new_ids)
-            texts = valid_utf8(texts)
-            return {"texts": texts, "token_counts": tf.cast(new_ids.row_lengths(), tf.int32)}
+            return generated_texts(tokenizer, new_ids)
 
         generate, generate_with_options = generation_functions(generate_texts, self.defaults)
 

@@ -12,9 +12,9 @@ import tensorflow as tf
 
 from keras_lm.export.batching import keep_last
 from keras_lm.export.text_generation import STRINGS
+from keras_lm.export.text_generation import generated_texts
 from keras_lm.export.text_generation import generation_functions
 from keras_lm.export.text_generation import generation_signatures
-from keras_lm.export.text_generation import valid_utf8
 
 # The most tokens one request may generate. The n-gram has no context limit, so this bounds
 # a request's time and memory instead (B rows x V tokens x N orders of lookups per step).
@@ -143,9 +143,7 @@ class NGramModule(tf.Module):
             new_ids = self._decode(context, max_new_tokens, tf.cast(temperature, tf.float64),
                                    tf.cast(top_k, tf.int32), tf.cast(top_p, tf.float64),
                                    tf.cast(seed, tf.int32), eos_id)
-            texts = tokenizer.detokenize(new_ids)
-            texts = valid_utf8(texts)
-            return {"texts": texts, "token_counts": tf.cast(new_ids.row_lengths(), tf.int32)}
+            return generated_texts(tokenizer, new_ids)
 
         generate, generate_with_options = generation_functions(generate_texts, self.defaults)
 

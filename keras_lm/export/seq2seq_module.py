@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from keras_lm.export.causal_lm_module import STRINGS
 from keras_lm.export.causal_lm_module import backend_variables
-from keras_lm.export.text_generation import valid_utf8
+from keras_lm.export.text_generation import generated_texts
 from keras_lm.generation.beam_search import _beam_search_loop
 from keras_lm.models.seq2seq_decoding import _STOP_SLOTS
 from keras_lm.models.seq2seq_decoding import _decode_loop
@@ -162,8 +162,7 @@ class Seq2SeqModule(tf.Module):
             last = tf.gather(tokens, tf.maximum(lengths - 1, 0), batch_dims=1)
             lengths -= tf.cast((lengths > 0) & tf.equal(last, eos_id), tf.int32)
             new_ids = tf.RaggedTensor.from_tensor(tokens, lengths=lengths)
-            outputs = valid_utf8(target_tokenizer.detokenize(new_ids))
-            return {"texts": outputs, "token_counts": lengths}
+            return generated_texts(target_tokenizer, new_ids)
 
         defaults = self.defaults
 

@@ -58,6 +58,16 @@ def generation_signatures(module):
     }
 
 
+def generated_texts(tokenizer, new_ids):
+    """The serving outputs of generation: `new_ids` ([B, None] ragged ids) as text.
+
+    Returns:
+        {"texts": string [B], valid UTF-8; "token_counts": int32 [B], new tokens per text}.
+    """
+    return {"texts": valid_utf8(tokenizer.detokenize(new_ids)),
+            "token_counts": tf.cast(new_ids.row_lengths(), tf.int32)}
+
+
 def valid_utf8(texts):
     """`texts` with invalid UTF-8 replaced by U+FFFD.
 
