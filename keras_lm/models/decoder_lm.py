@@ -9,6 +9,7 @@ from keras_lm.layers import normalization
 from keras_lm.layers import positions_from_segment_ids
 from keras_lm.layers import segment_mask
 from keras_lm.models.generative_lm import GenerativeLM
+from keras_lm.models.generative_lm import unpack_lm_inputs
 
 POSITION_ENCODINGS = ("learned", "sinusoidal", "rotary")
 
@@ -156,7 +157,7 @@ class DecoderLM(GenerativeLM, keras.Model):
 
     # ----------------------------------------------------------------------------- training
     def call(self, inputs, training=None):
-        token_ids, segment_ids = _unpack_inputs(inputs)
+        token_ids, segment_ids = unpack_lm_inputs(inputs)
         positions, attention_mask = None, None
         if segment_ids is not None:
             positions = positions_from_segment_ids(segment_ids)  # (B, T)
@@ -225,14 +226,3 @@ class DecoderLM(GenerativeLM, keras.Model):
             }
         )
         return config
-
-
-def _unpack_inputs(inputs):
-    if isinstance(inputs, dict):
-        if "token_ids" not in inputs:
-            raise ValueError(
-                "A dict input needs a `token_ids` entry (and optionally `segment_ids`). "
-                f"Received keys: {sorted(inputs)}"
-            )
-        return inputs["token_ids"], inputs.get("segment_ids")
-    return inputs, None

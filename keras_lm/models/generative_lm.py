@@ -30,3 +30,20 @@ class GenerativeLM:
 
         return generate(self, prompts, max_new_tokens=max_new_tokens, tokenizer=tokenizer,
                         **kwargs)
+
+
+def unpack_lm_inputs(inputs):
+    """A language model's inputs -> (token_ids, segment_ids or None).
+
+    Args:
+        inputs: int [B, T] token ids, or a dict with "token_ids" [B, T] and optionally
+            "segment_ids" [B, T] (packed documents: 0 for padding, 1, 2, ... per document).
+    """
+    if isinstance(inputs, dict):
+        if "token_ids" not in inputs:
+            raise ValueError(
+                "A dict input needs a `token_ids` entry (and optionally `segment_ids`). "
+                f"Received keys: {sorted(inputs)}"
+            )
+        return inputs["token_ids"], inputs.get("segment_ids")
+    return inputs, None

@@ -9,6 +9,7 @@ from keras import ops
 
 from keras_lm.models import hmm_inference
 from keras_lm.models.generative_lm import GenerativeLM
+from keras_lm.models.generative_lm import unpack_lm_inputs
 
 _COMPILED = weakref.WeakKeyDictionary()  # model -> {name: tf.function}
 # Probabilities written by `set_probabilities` are floored here so that every logit stays
@@ -168,7 +169,7 @@ class HMMLanguageModel(GenerativeLM, keras.Model):
 
     # ---------------------------------------------------------------------------- training
     def call(self, inputs, training=None):
-        token_ids, segment_ids = _unpack_inputs(inputs)
+        token_ids, segment_ids = unpack_lm_inputs(inputs)
         self._check_token_ids(token_ids)
         token_ids = ops.cast(token_ids, "int32")
         log_initial, log_transition, log_emission = self.log_parameters()
@@ -358,14 +359,3 @@ def _draw(rng, probabilities):
     cumulative = np.cumsum(probabilities, axis=1)  # (N, C)
     u = rng.random((probabilities.shape[0], 1)) * cumulative[:, -1:]
     return np.minimum((cumulative <= u).sum(axis=1), probabilities.shape[1] - 1).astype(np.int32)
-
-
-def _unpack_inputs(inputs):
-    if isinstance(inputs, dict):
-        if "token_ids" not in inputs:
-            raise ValueError(
-                "A dict input needs a `token_ids` entry (and optionally `segment_ids`). "
-                f"Received keys: {sorted(inputs)}"
-            )
-        return inputs["token_ids"], inputs.get("segment_ids")
-    return inputs, None

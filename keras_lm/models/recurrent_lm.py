@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_lm.layers import ReversibleEmbedding
 from keras_lm.models.generative_lm import GenerativeLM
+from keras_lm.models.generative_lm import unpack_lm_inputs
 
 CELLS = ("lstm", "gru", "rnn")
 
@@ -170,7 +171,7 @@ class RecurrentLM(GenerativeLM, keras.Model):
 
     # ----------------------------------------------------------------------------- training
     def call(self, inputs, training=None):
-        token_ids, segment_ids = _unpack_inputs(inputs)
+        token_ids, segment_ids = unpack_lm_inputs(inputs)
         keep = None if segment_ids is None else segment_keep_mask(segment_ids)  # (B, T)
         x = self.embeddings(token_ids)  # (B, T, E)
         x = self.dropout_layer(x, training=training)
@@ -323,14 +324,3 @@ def _in_xla_context():
     from tensorflow.python.ops import control_flow_util
 
     return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
-
-
-def _unpack_inputs(inputs):
-    if isinstance(inputs, dict):
-        if "token_ids" not in inputs:
-            raise ValueError(
-                "A dict input needs a `token_ids` entry (and optionally `segment_ids`). "
-                f"Received keys: {sorted(inputs)}"
-            )
-        return inputs["token_ids"], inputs.get("segment_ids")
-    return inputs, None
