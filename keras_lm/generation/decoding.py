@@ -7,8 +7,9 @@ a recurrent model's cache is its state, and such a model sets
 `cache_is_positional = False` so that prompts are fed token by token instead of being
 prefilled (a state cannot forget the padding of a short prompt).
 
-Prompts of different lengths are right-padded into one [B, P] array. The whole padded
-prompt is run once (prefill); the loop then starts at the shortest prompt's end, and a row
+Prompts of different lengths are right-padded into one [B, P] array. The padded prompts
+are run once (prefill, over the longest prompt rounded up to a power of two, not over the
+whole [B, P + new tokens] array: at batch 1 the prefill is most of a short call); the loop then starts at the shortest prompt's end, and a row
 still inside its own prompt keeps its prompt token instead of the sampled one. Cache
 entries written from padding are overwritten before any query can attend to them (a
 query at position t sees keys <= t only), so every row decodes exactly as if alone.
@@ -25,7 +26,7 @@ _COMPILED = weakref.WeakKeyDictionary()
 
 
 def decode_ids(model, tokens, lengths, temperature, top_k, top_p, seed, stop_token_ids,
-               use_cache=True):
+               use_cache=True, prefill_length=None):
     """Fills `tokens` [B, N] after each row's prompt, one token per step.
 
     Args:
@@ -37,6 +38,11 @@ def decode_ids(model, tokens, lengths, temperature, top_k, top_p, seed, stop_tok
         seed: int32 scalar.
         stop_token_ids: int32 [M]; a row stops after emitting one (M may be 0).
         use_cache: bool, use the KV cache (True) or recompute the full prefix (False).
+        prefill_length: int in [max(lengths), N], or None for N: how many leading columns
+            of `tokens` the prefill runs (a static shape; each value compiles once). The
+            loop feeds the positions after it one at a time, so any value gives the same
+            tokens; the smallest is the fastest (`generate` rounds the longest prompt up to
+            a power of two, so that prompts of similar lengths share one program).
 
     Returns:
         (tokens int32 [B, N] with the continuations written in and padding after a stop,
@@ -44,12 +50,14 @@ def decode_ids(model, tokens, lengths, temperature, top_k, top_p, seed, stop_tok
     """
     if not model.built:
         model.build()  # create the weights eagerly, never inside the compiled loop
-    fns = _COMPILED.setdefault(model, {})
-    if use_cache not in fns:
-        fns[use_cache] = tf.function(
-            lambda *args: _decode_loop(model, *args, use_cache=use_cache), jit_compile=True
+    total = np.shape(tokens)[1]
+    prefill_length = total if prefill_length is None else int(prefill_length)
+    if not 1 <= prefill_length <= total or prefill_length < int(np.max(lengths)):
+        raise ValueError(
+            f"`prefill_length` must be in [longest prompt, tokens' length] = "
+            f"[{int(np.max(lengths))}, {total}]. Received: prefill_length={prefill_length}"
         )
-    return fns[use_cache](
+    args = (
         tf.convert_to_tensor(tokens, tf.int32),
         tf.convert_to_tensor(lengths, tf.int32),
         tf.convert_to_tensor(temperature, tf.float32),
@@ -58,9 +66,26 @@ def decode_ids(model, tokens, lengths, temperature, top_k, top_p, seed, stop_tok
         tf.convert_to_tensor(seed, tf.int32),
         tf.convert_to_tensor(stop_token_ids, tf.int32),
     )
+    # One concrete function per static setting and shape, called directly: dispatching
+    # through `tf.function` (matching the call against its signatures) costs more than a
+    # whole decoding step of a small model.
+    key = (use_cache, prefill_length) + tuple(tuple(a.shape) for a in args)
+    fns = _COMPILED.setdefault(model, {})
+    if key not in fns:
+        fns[key] = tf.function(
+            lambda *a: _decode_loop(model, *a, use_cache=use_cache, prefill_length=prefill_length),
+            jit_compile=True,
+        ).get_concrete_function(*args)
+    return fns[key](*args)
 
 
-def _decode_loop(model, tokens, lengths, temperature, top_k, top_p, seed, stop_ids, use_cache):
+def _decode_loop(model, tokens, lengths, temperature, top_k, top_p, seed, stop_ids, use_cache,
+                 prefill_length=None):
+    """The decoding loop of `decode_ids` (traced; shapes as there).
+
+    `prefill_length` (static int, default: all columns) bounds the prefill to the first
+    columns of `tokens`; it must cover the longest prompt. The cache still spans all N.
+    """
     batch, total = tf.shape(tokens)[0], tf.shape(tokens)[1]
     start = tf.reduce_min(lengths)
 
@@ -70,7 +95,7 @@ def _decode_loop(model, tokens, lengths, temperature, top_k, top_p, seed, stop_i
     if use_cache and getattr(model, "cache_is_positional", True):
         # Attention caches are addressed by position: prefill the whole padded prompt.
         cache = model.init_cache(batch, tokens.shape[1])
-        prefill_logits, cache = model.call_with_cache(tokens, cache, 0)
+        prefill_logits, cache = model.call_with_cache(tokens[:, :prefill_length], cache, 0)
         next_logits = logits_at(prefill_logits, start - 1)
     elif use_cache:
         # A recurrent state cannot un-read padding: feed prompts token by token from 0.
@@ -113,6 +138,15 @@ def _decode_loop(model, tokens, lengths, temperature, top_k, top_p, seed, stop_i
         maximum_iterations=total,
     )
     return tokens, end
+
+
+def prefill_bucket(longest, total):
+    """The prefill length for prompts of at most `longest` tokens in a [B, total] array.
+
+    The next power of two >= `longest` (at least 8), capped at `total`: a few compiled
+    programs cover every prompt length, and the prefill stays within 2x of the prompt.
+    """
+    return min(total, max(8, 1 << (int(longest) - 1).bit_length()))
 
 
 def _set_column(tokens, t, column):
@@ -223,7 +257,8 @@ def generate(
         seed = int(np.random.default_rng().integers(0, 2**31 - 1))
 
     out, end = decode_ids(model, tokens, lengths, temperature, top_k, top_p, seed,
-                          np.asarray(list(stop_token_ids), np.int32).reshape(-1), use_cache)
+                          np.asarray(list(stop_token_ids), np.int32).reshape(-1), use_cache,
+                          prefill_length=prefill_bucket(longest, total))
     out, end = np.asarray(out), np.asarray(end)
     stop_set = set(int(s) for s in stop_token_ids)
     results = []
