@@ -191,6 +191,7 @@ class _StopAtLimits:
         self.model = model
         self.limits = limits  # (B,) the first position a row may not fill
         self.stop_id = stop_id
+        self.vocabulary_size = model.vocabulary_size
         self.cache_is_positional = getattr(model, "cache_is_positional", True)
 
     def init_cache(self, batch_size, cache_length):

@@ -7,12 +7,14 @@ a recurrent model's cache is its state, and such a model sets
 `cache_is_positional = False` so that prompts are fed token by token instead of being
 prefilled (a state cannot forget the padding of a short prompt).
 
-Prompts of different lengths are right-padded into one [B, P] array. The padded prompts
-are run once (prefill, over the longest prompt rounded up to a power of two, not over the
-whole [B, P + new tokens] array: at batch 1 the prefill is most of a short call); the loop then starts at the shortest prompt's end, and a row
-still inside its own prompt keeps its prompt token instead of the sampled one. Cache
-entries written from padding are overwritten before any query can attend to them (a
-query at position t sees keys <= t only), so every row decodes exactly as if alone.
+Prompts of different lengths are right-padded into one [B, N] array (N = longest prompt +
+new tokens). The prompts are prefilled in chunks of `PREFILL_CHUNK` positions, as many as
+the shortest prompt needs (a loop of one compiled chunk: no program per prompt length, and
+no prefill over the padding and the new tokens' positions, which at batch 1 would be most
+of a short call); the token loop then starts at the shortest prompt's end, and a row still
+inside its own prompt keeps its prompt token instead of the sampled one. Cache entries
+written from padding are overwritten before any query can attend to them (a query at
+position t sees keys <= t only), so every row decodes exactly as if alone.
 """
 
 import weakref
@@ -24,9 +26,13 @@ from keras_lm.generation.samplers import sample
 
 _COMPILED = weakref.WeakKeyDictionary()
 
+# Positions per prefill chunk. Small enough that a short prompt wastes little, large enough
+# that a long one takes few chunks (each reads every weight once).
+PREFILL_CHUNK = 16
+
 
 def decode_ids(model, tokens, lengths, temperature, top_k, top_p, seed, stop_token_ids,
-               use_cache=True, prefill_length=None):
+               use_cache=True, prefill_chunk=PREFILL_CHUNK):
     """Fills `tokens` [B, N] after each row's prompt, one token per step.
 
     Args:
@@ -38,11 +44,8 @@ def decode_ids(model, tokens, lengths, temperature, top_k, top_p, seed, stop_tok
         seed: int32 scalar.
         stop_token_ids: int32 [M]; a row stops after emitting one (M may be 0).
         use_cache: bool, use the KV cache (True) or recompute the full prefix (False).
-        prefill_length: int in [max(lengths), N], or None for N: how many leading columns
-            of `tokens` the prefill runs (a static shape; each value compiles once). The
-            loop feeds the positions after it one at a time, so any value gives the same
-            tokens; the smallest is the fastest (`generate` rounds the longest prompt up to
-            a power of two, so that prompts of similar lengths share one program).
+        prefill_chunk: int >= 1, positions per prefill chunk (static: each value compiles
+            once). Any value gives the same tokens; see `PREFILL_CHUNK`.
 
     Returns:
         (tokens int32 [B, N] with the continuations written in and padding after a stop,
@@ -50,13 +53,9 @@ def decode_ids(model, tokens, lengths, temperature, top_k, top_p, seed, stop_tok
     """
     if not model.built:
         model.build()  # create the weights eagerly, never inside the compiled loop
-    total = np.shape(tokens)[1]
-    prefill_length = total if prefill_length is None else int(prefill_length)
-    if not 1 <= prefill_length <= total or prefill_length < int(np.max(lengths)):
-        raise ValueError(
-            f"`prefill_length` must be in [longest prompt, tokens' length] = "
-            f"[{int(np.max(lengths))}, {total}]. Received: prefill_length={prefill_length}"
-        )
+    if not isinstance(prefill_chunk, (int, np.integer)) or prefill_chunk < 1:
+        raise ValueError(f"`prefill_chunk` must be an int >= 1. Received: {prefill_chunk!r}")
+    prefill_chunk = int(prefill_chunk)
     args = (
         tf.convert_to_tensor(tokens, tf.int32),
         tf.convert_to_tensor(lengths, tf.int32),
@@ -69,23 +68,19 @@ def decode_ids(model, tokens, lengths, temperature, top_k, top_p, seed, stop_tok
     # One concrete function per static setting and shape, called directly: dispatching
     # through `tf.function` (matching the call against its signatures) costs more than a
     # whole decoding step of a small model.
-    key = (use_cache, prefill_length) + tuple(tuple(a.shape) for a in args)
+    key = (use_cache, prefill_chunk) + tuple(tuple(a.shape) for a in args)
     fns = _COMPILED.setdefault(model, {})
     if key not in fns:
         fns[key] = tf.function(
-            lambda *a: _decode_loop(model, *a, use_cache=use_cache, prefill_length=prefill_length),
+            lambda *a: _decode_loop(model, *a, use_cache=use_cache, prefill_chunk=prefill_chunk),
             jit_compile=True,
         ).get_concrete_function(*args)
     return fns[key](*args)
 
 
 def _decode_loop(model, tokens, lengths, temperature, top_k, top_p, seed, stop_ids, use_cache,
-                 prefill_length=None):
-    """The decoding loop of `decode_ids` (traced; shapes as there).
-
-    `prefill_length` (static int, default: all columns) bounds the prefill to the first
-    columns of `tokens`; it must cover the longest prompt. The cache still spans all N.
-    """
+                 prefill_chunk=PREFILL_CHUNK):
+    """The decoding loop of `decode_ids` (traced; shapes as there; N must be static)."""
     batch, total = tf.shape(tokens)[0], tf.shape(tokens)[1]
     start = tf.reduce_min(lengths)
 
@@ -93,10 +88,9 @@ def _decode_loop(model, tokens, lengths, temperature, top_k, top_p, seed, stop_i
         return tf.gather(all_logits, index, axis=1)
 
     if use_cache and getattr(model, "cache_is_positional", True):
-        # Attention caches are addressed by position: prefill the whole padded prompt.
+        # Attention caches are addressed by position: prefill [0, start) in chunks.
         cache = model.init_cache(batch, tokens.shape[1])
-        prefill_logits, cache = model.call_with_cache(tokens[:, :prefill_length], cache, 0)
-        next_logits = logits_at(prefill_logits, start - 1)
+        cache, next_logits = _prefill(model, tokens, cache, start, prefill_chunk)
     elif use_cache:
         # A recurrent state cannot un-read padding: feed prompts token by token from 0.
         start = tf.constant(1, tf.int32)
@@ -140,13 +134,35 @@ def _decode_loop(model, tokens, lengths, temperature, top_k, top_p, seed, stop_i
     return tokens, end
 
 
-def prefill_bucket(longest, total):
-    """The prefill length for prompts of at most `longest` tokens in a [B, total] array.
+def _prefill(model, tokens, cache, start, chunk):
+    """Writes the cache for positions [0, start) in chunks of `chunk` positions.
 
-    The next power of two >= `longest` (at least 8), capped at `total`: a few compiled
-    programs cover every prompt length, and the prefill stays within 2x of the prompt.
+    Chunk i covers [b_i, b_i + C) with b_i = max(0, min(i C, start - C)) and
+    C = min(chunk, N): the last chunk ends at max(start, C), so it holds position start - 1,
+    whose logits come back, and no chunk runs past N. A chunk overlapping the previous one
+    recomputes the same entries; entries past `start` are rewritten by the token loop.
+
+    Returns:
+        (cache, float32 logits [B, V] at position start - 1).
     """
-    return min(total, max(8, 1 << (int(longest) - 1).bit_length()))
+    chunk = min(chunk, tokens.shape[1])
+    count = (start + chunk - 1) // chunk  # >= 1: start >= 1
+
+    def body(i, cache, _):
+        begin = tf.maximum(0, tf.minimum(i * chunk, start - chunk))
+        window = tf.gather(tokens, begin + tf.range(chunk), axis=1)  # (B, C)
+        logits, cache = model.call_with_cache(window, cache, begin)
+        # Position start - 1 is in the last chunk; earlier chunks' values are overwritten.
+        last = tf.gather(logits, tf.minimum(start - 1 - begin, chunk - 1), axis=1)  # (B, V)
+        return i + 1, tuple(tf.convert_to_tensor(c) for c in cache), tf.cast(last, tf.float32)
+
+    batch = tf.shape(tokens)[0]
+    logits = tf.zeros([batch, model.vocabulary_size], tf.float32)
+    _, cache, logits = tf.while_loop(
+        lambda i, *_: i < count, body,
+        (tf.constant(0, tf.int32), tuple(tf.convert_to_tensor(c) for c in cache), logits),
+    )
+    return cache, logits
 
 
 def _set_column(tokens, t, column):
@@ -257,8 +273,7 @@ def generate(
         seed = int(np.random.default_rng().integers(0, 2**31 - 1))
 
     out, end = decode_ids(model, tokens, lengths, temperature, top_k, top_p, seed,
-                          np.asarray(list(stop_token_ids), np.int32).reshape(-1), use_cache,
-                          prefill_length=prefill_bucket(longest, total))
+                          np.asarray(list(stop_token_ids), np.int32).reshape(-1), use_cache)
     out, end = np.asarray(out), np.asarray(end)
     stop_set = set(int(s) for s in stop_token_ids)
     results = []

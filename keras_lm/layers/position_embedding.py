@@ -64,9 +64,14 @@ class PositionEmbedding(keras.layers.Layer):
             embeddings = ops.take(table, ops.cast(positions, "int32"), axis=0)
             return embeddings[None] if len(positions.shape) == 1 else embeddings
         length = ops.shape(inputs)[1]
-        embeddings = ops.slice(
-            table, (ops.cast(start_index, "int32"), 0), (length, ops.shape(table)[1])
-        )  # (T, D)
+        if isinstance(start_index, int):
+            embeddings = ops.slice(table, (start_index, 0), (length, ops.shape(table)[1]))
+        else:
+            # A gather, not a slice: under XLA a slice's start is a compile-time constant
+            # where it can be, so a start computed from a function's input (a prompt
+            # length) would compile a new program for every value.
+            indices = ops.arange(length, dtype="int32") + ops.cast(start_index, "int32")
+            embeddings = ops.take(table, indices, axis=0)
         return embeddings[None]  # (1, T, D)
 
     def compute_output_shape(self, input_shape):

@@ -115,35 +115,29 @@ def test_bad_input(tokenizer):
         generate(model, [])
 
 
-def test_prefill_length_does_not_change_tokens(rng):
-    """Any prefill length from the longest prompt to the whole array decodes the same."""
+def test_prefill_chunk_does_not_change_tokens(rng):
+    """Prefill chunks of any size (overlapping, or one chunk for all) decode the same."""
     from keras_lm.generation import decode_ids
 
     model = _model(40)
-    lengths = np.array([5, 2, 9], np.int32)
+    lengths = np.array([11, 6, 9], np.int32)
     tokens = np.zeros((3, 20), np.int32)
     for row, length in enumerate(lengths):
         tokens[row, :length] = rng.integers(1, 40, size=length)
-    outputs = [
-        np.asarray(decode_ids(model, tokens, lengths, 0.0, 0, 1.0, 0, np.zeros([0], np.int32),
-                              prefill_length=p)[0])
-        for p in (None, 9, 13, 20)
-    ]
-    for out in outputs[1:]:
-        np.testing.assert_array_equal(out, outputs[0])
-    for row, length in enumerate(lengths):  # prompts kept, then a continuation to the end
-        np.testing.assert_array_equal(outputs[0][row, :length], tokens[row, :length])
-    with pytest.raises(ValueError, match="prefill_length"):
-        decode_ids(model, tokens, lengths, 0.0, 0, 1.0, 0, np.zeros([0], np.int32),
-                   prefill_length=8)  # shorter than the longest prompt
-    with pytest.raises(ValueError, match="prefill_length"):
-        decode_ids(model, tokens, lengths, 0.0, 0, 1.0, 0, np.zeros([0], np.int32),
-                   prefill_length=21)
 
+    def decode(chunk):
+        out, end = decode_ids(model, tokens, lengths, 0.0, 0, 1.0, 0, np.zeros([0], np.int32),
+                              prefill_chunk=chunk)
+        return np.asarray(out), np.asarray(end)
 
-def test_prefill_bucket():
-    from keras_lm.generation.decoding import prefill_bucket
-
-    assert [prefill_bucket(n, 64) for n in (1, 8, 9, 16, 17, 33, 63)] == [8, 8, 16, 16, 32, 64,
-                                                                           64]
-    assert prefill_bucket(12, 10) == 10  # never beyond the array
+    # start = 6. Chunk 4: [0, 4) and [2, 6); 5: [0, 5) and [1, 6); 64: one chunk of all 20.
+    reference, end = decode(4)
+    np.testing.assert_array_equal(end, [20, 20, 20])
+    for chunk in (5, 64):
+        np.testing.assert_array_equal(decode(chunk)[0], reference)
+    for row, length in enumerate(lengths):  # prompt kept, greedy continuation after it
+        prompt = list(tokens[row, :length])
+        np.testing.assert_array_equal(reference[row, :length], prompt)
+        assert list(reference[row, length:]) == _reference_greedy(model, prompt, 20 - length)
+    with pytest.raises(ValueError, match="prefill_chunk"):
+        decode(0)

@@ -16,6 +16,19 @@ def test_slices_the_table():
     np.testing.assert_array_equal(gathered[0], table[[0, 1, 0]])
 
 
+def test_tensor_start_index_under_xla():
+    """A start computed inside a compiled function (the decoding loop's) reads the right rows."""
+    import tensorflow as tf
+
+    layer = PositionEmbedding(sequence_length=10)
+    layer.build((None, 3, 4))
+    table = np.array(layer.position_embeddings)
+    embed = tf.function(lambda start: layer(tf.zeros((1, 3, 4)), start_index=start),
+                        jit_compile=True)
+    for start in (0, 5, 7):
+        np.testing.assert_array_equal(embed(tf.constant(start))[0], table[start:start + 3])
+
+
 def test_layer_contract(rng):
     run_layer_test(PositionEmbedding, {"sequence_length": 8},
                    rng.normal(size=(2, 5, 4)).astype("float32"),
