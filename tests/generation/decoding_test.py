@@ -141,3 +141,9 @@ def test_prefill_chunk_does_not_change_tokens(rng):
         assert list(reference[row, length:]) == _reference_greedy(model, prompt, 20 - length)
     with pytest.raises(ValueError, match="prefill_chunk"):
         decode(0)
+
+
+def test_prefill_chunk_for():
+    from keras_lm.generation.decoding import prefill_chunk_for
+
+    assert [prefill_chunk_for(n) for n in (2, 64, 100, 256, 2048)] == [16, 16, 25, 64, 64]
