@@ -63,11 +63,12 @@ def decode_ids(model, tokens, lengths, temperature, top_k, top_p, seed, stop_tok
     """
     if not model.built:
         model.build()  # create the weights eagerly, never inside the compiled loop
-    if prefill_chunk is None:
-        prefill_chunk = prefill_chunk_for(np.shape(tokens)[1])
-    if not isinstance(prefill_chunk, (int, np.integer)) or prefill_chunk < 1:
-        raise ValueError(f"`prefill_chunk` must be an int >= 1. Received: {prefill_chunk!r}")
-    prefill_chunk = int(prefill_chunk)
+    if prefill_chunk is not None:
+        if not isinstance(prefill_chunk, (int, np.integer)) or prefill_chunk < 1:
+            raise ValueError(
+                f"`prefill_chunk` must be an int >= 1 or None. Received: {prefill_chunk!r}"
+            )
+        prefill_chunk = int(prefill_chunk)
     args = (
         tf.convert_to_tensor(tokens, tf.int32),
         tf.convert_to_tensor(lengths, tf.int32),
@@ -102,7 +103,7 @@ def _decode_loop(model, tokens, lengths, temperature, top_k, top_p, seed, stop_i
     if use_cache and getattr(model, "cache_is_positional", True):
         # Attention caches are addressed by position: prefill [0, start) in chunks.
         cache = model.init_cache(batch, tokens.shape[1])
-        chunk = prefill_chunk or prefill_chunk_for(tokens.shape[1])
+        chunk = prefill_chunk_for(tokens.shape[1]) if prefill_chunk is None else prefill_chunk
         cache, next_logits = _prefill(model, tokens, cache, start, chunk)
     elif use_cache:
         # A recurrent state cannot un-read padding: feed prompts token by token from 0.
