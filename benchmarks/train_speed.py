@@ -9,7 +9,9 @@ the way users train, with
 - the same loss, `keras.losses.SparseCategoricalCrossentropy(from_logits=True)`, no metrics;
 - the same precision policy and `jit_compile` (XLA on by default: keras-hub at its best);
 - the same synthetic data: random ids held in memory, `tf.data` batches, repeat, prefetch
-  (keras-hub also gets its `padding_mask` input, all ones).
+  (keras-hub also gets its `padding_mask` input, all ones), with tf.data's autotuning off
+  (`no_autotune`: with it on, each `fit` call ends only at the next tick of the autotuner,
+  which clamps both models' rates to the same few values).
 
 Measurement, in one process: a one-step `fit` of a tiny unrelated model first, which pays
 the process's one-time start-up (printed, charged to neither model); then `compile` and a
@@ -52,6 +54,20 @@ DEFAULT_STEPS = {"small": 15, "baby": 2}
 DEFAULT_ROUNDS = {"small": 11, "baby": 7}
 
 
+def no_autotune(dataset):
+    """`dataset` with tf.data's autotuning off: no stall at the end of each `fit` call.
+
+    With autotuning on (TensorFlow 2.21), a `fit` call returns only at the next tick of the
+    autotuner's background thread, 10 ms x (2^k - 1) after the call began (1.27 s, 2.55 s,
+    5.11 s, 10.23 s, ...), whatever the model. Both models' rates then snap to the same few
+    values (e.g. 8,192 tokens / 10.23 s = 801 tokens/s for two baby-GPT steps) and their
+    ratio to 1.00. The data here sits in memory: there is nothing to tune.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
+
+
 def synthetic_dataset(size, keras_hub_inputs, num_batches=8, seed=0):
     """Repeated batches of random ids (x, y), from memory; the same ids for both models."""
     spec = SIZES[size]
@@ -62,8 +78,8 @@ def synthetic_dataset(size, keras_hub_inputs, num_batches=8, seed=0):
     if keras_hub_inputs:
         x = {"token_ids": x, "padding_mask": np.ones_like(x)}
     dataset = tf.data.Dataset.from_tensor_slices((x, y))
-    return dataset.batch(spec["batch_size"], drop_remainder=True).repeat().prefetch(
-        tf.data.AUTOTUNE
+    return no_autotune(
+        dataset.batch(spec["batch_size"], drop_remainder=True).repeat().prefetch(2)
     )
 
 
@@ -107,7 +123,9 @@ def warm_up_process():
     model.compile(optimizer="adam", jit_compile=True,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     ids = np.zeros((4, 8), np.int32)
-    dataset = tf.data.Dataset.from_tensor_slices((ids, ids)).batch(2).repeat().prefetch(2)
+    dataset = no_autotune(
+        tf.data.Dataset.from_tensor_slices((ids, ids)).batch(2).repeat().prefetch(2)
+    )
     return timed_fit(model, dataset, 1)[0]
 
 
