@@ -4,10 +4,13 @@ Our `keras_lm.layers.MultiHeadAttention` computes attention with two einsums ove
 [B, T, K, G, Dh] query (grouped-query layout) and a boolean mask applied with `where`
 (`_compute_mask` + `_attend`); keras-hub's GPT-2 (through `keras.layers.MultiHeadAttention`
 with dropout 0) calls `keras.ops.dot_product_attention(..., is_causal=True)`, which on the
-TensorFlow backend is also einsum-based ([B, T, N, H] layout). This script times the two on
-the same projected q, k, v [B, T, H, Dh] (no projections), forward and forward+backward, in
+TensorFlow backend is also einsum-based ([B, T, N, H] layout). For sequences longer than
+64 positions our layer runs causal self-attention in query blocks, each over the keys up to
+its end, normalising the softmax after the product with V (`_attend_causal_blocks`; timed
+as `keras_lm_causal_blocks`, the path training takes). This script times them on the same
+projected q, k, v [B, T, H, Dh] (no projections), forward and forward+backward, in
 `tf.function(jit_compile=True)`, alternating, median of `--rounds` rounds, by the wall clock
-and in process CPU time; it first checks that the two outputs agree.
+and in process CPU time; it first checks that the outputs agree.
 
 Usage (from the repository root):
     python benchmarks/attention_speed.py        # ~30 s on 2 CPU cores
@@ -23,9 +26,12 @@ import tensorflow as tf
 from gpt_setup import SIZES
 
 from keras_lm.layers import MultiHeadAttention
+from keras_lm.layers.multi_head_attention import causal_block_for
+
+PEER = "keras_dot_product_attention"
 
 
-def attention_functions(num_heads, head_dim):
+def attention_functions(num_heads, head_dim, length):
     layer = MultiHeadAttention(num_heads=num_heads, key_dim=head_dim)
     layer.build((None, None, num_heads * head_dim))
 
@@ -33,10 +39,18 @@ def attention_functions(num_heads, head_dim):
         mask = layer._compute_mask(q, k.shape[1], None, True, 0)
         return layer._attend(q, k, v, mask, training=False)
 
+    def ours_blocks(q, k, v):  # what MultiHeadAttention.call runs for T > 64
+        mask = layer._compute_mask(q, k.shape[1], None, True, 0)
+        return layer._attend_causal_blocks(q, k, v, mask, False, causal_block_for(length))
+
     def keras_ops(q, k, v):
         return keras.ops.dot_product_attention(q, k, v, is_causal=True)
 
-    return {"keras_lm_einsum": ours, "keras_dot_product_attention": keras_ops}
+    functions = {"keras_lm_einsum": ours}
+    if causal_block_for(length) < length:
+        functions["keras_lm_causal_blocks"] = ours_blocks
+    functions[PEER] = keras_ops
+    return functions
 
 
 def compiled(fn, backward):
@@ -73,9 +87,10 @@ def main():
         dh = spec["hidden_dim"] // h
         rng = np.random.default_rng(0)
         q, k, v = (tf.constant(rng.standard_normal((b, t, h, dh)), tf.float32) for _ in "qkv")
-        functions = attention_functions(h, dh)
+        functions = attention_functions(h, dh, t)
         outputs = [fn(q, k, v).numpy() for fn in functions.values()]
-        np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-4, atol=1e-5)
+        for output in outputs[1:]:
+            np.testing.assert_allclose(output, outputs[0], rtol=1e-4, atol=1e-5)
         calls = 50 if size == "small" else 5
         print(f"\n{size}: q, k, v [B={b}, T={t}, H={h}, Dh={dh}], float32, XLA; "
               f"load {gpt_setup.load_average()}")
@@ -94,8 +109,9 @@ def main():
                            for name, values in times.items()}
                 print(f"  {label:>16} ({clock:>4}): " + ", ".join(
                     f"{name} {1e3 * value:.3f} ms" for name, value in medians.items())
-                    + "; time ratio einsum / dot_product_attention "
-                    f"{medians['keras_lm_einsum'] / medians['keras_dot_product_attention']:.2f}")
+                    + "; time ratio to dot_product_attention: " + ", ".join(
+                        f"{name} {value / medians[PEER]:.2f}"
+                        for name, value in medians.items() if name != PEER))
 
 
 if __name__ == "__main__":

@@ -153,3 +153,106 @@ def test_fused_self_attention_projection_equals_the_three_projections(rng, kv_he
     np.testing.assert_allclose(query, layer.query_dense(x), atol=1e-6)
     np.testing.assert_allclose(key, layer.key_dense(x), atol=1e-6)
     np.testing.assert_allclose(value, layer.value_dense(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("kv_heads", [None, 2])
+def test_causal_blocks_match_keras_forward_and_backward(rng, kv_heads):
+    # 150 positions run as query blocks [0, 64), [64, 128), [128, 150), each attending to
+    # the keys up to its end; Keras's layer computes the whole masked score matrix.
+    import tensorflow as tf
+
+    from keras_lm.layers.multi_head_attention import causal_block_for
+
+    length = 150
+    assert causal_block_for(length) == 64
+    x = tf.constant(rng.normal(size=(B, length, D)).astype("float32"))
+    padding = np.ones((B, length), bool)
+    padding[1, -7:] = False  # the second example ends with 7 padding positions
+    theirs = keras.layers.MultiHeadAttention(num_heads=H, key_dim=DK)
+    ours = MultiHeadAttention(num_heads=H, key_dim=DK, num_key_value_heads=kv_heads)
+    theirs(x, x)
+    ours(x, x)
+    if kv_heads is None:
+        _copy_from_keras(ours, theirs)
+    upstream = tf.constant(rng.normal(size=(B, length, D)).astype("float32"))
+
+    def value_and_gradient(fn):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = fn(x)
+            loss = tf.reduce_sum(out * upstream)
+        return out.numpy(), tape.gradient(loss, x).numpy()
+
+    out, grad = value_and_gradient(
+        lambda t: ours(t, t, attention_mask=padding, use_causal_mask=True))
+    mask = np.tril(np.ones((length, length), bool))[None] & padding[:, None, :]
+    if kv_heads is None:
+        ref_out, ref_grad = value_and_gradient(
+            lambda t: theirs(t, t, attention_mask=padding[:, None, :], use_causal_mask=True))
+        np.testing.assert_allclose(grad, ref_grad, atol=1e-4)
+    else:
+        ref_out = _numpy_attention(ours, x.numpy(), x.numpy(), mask)
+    np.testing.assert_allclose(out, ref_out, atol=1e-5)
+    # The same layer without blocks (the mask passed explicitly, no causal flag).
+    _, unblocked_grad = value_and_gradient(lambda t: ours(t, t, attention_mask=mask))
+    np.testing.assert_allclose(grad, unblocked_grad, atol=1e-4)
+
+
+def test_causal_blocks_equal_cached_decoding(rng):
+    # A 130-position sequence attended in blocks equals prompt + token-by-token decoding.
+    length = 130
+    x = rng.normal(size=(1, length, D)).astype("float32")
+    layer = MultiHeadAttention(H, DK, num_key_value_heads=2, rotary_max_wavelength=10000.0)
+    full = np.array(layer(x, x, use_causal_mask=True))
+    cache = np.zeros((1, 2, 2, length, DK), "float32")
+    out, cache = layer(x[:, :100], x[:, :100], use_causal_mask=True, cache=cache,
+                       cache_update_index=0)
+    steps = [np.array(out)]
+    for t in range(100, length):
+        out, cache = layer(x[:, t:t + 1], x[:, t:t + 1], use_causal_mask=True, cache=cache,
+                           cache_update_index=t)
+        steps.append(np.array(out))
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), full, atol=1e-5)
+
+
+def test_causal_blocks_apply_dropout(rng):
+    x = rng.normal(size=(2, 140, D)).astype("float32")
+    layer = MultiHeadAttention(H, DK, dropout=0.5)
+    eval_out = np.array(layer(x, x, use_causal_mask=True))
+    train_out = np.array(layer(x, x, use_causal_mask=True, training=True))
+    # Every block drops probabilities, the last block's rows included.
+    for start, end in [(0, 64), (64, 128), (128, 140)]:
+        assert np.abs(train_out[:, start:end] - eval_out[:, start:end]).max() > 1e-3
+
+
+def test_causal_block_for():
+    from keras_lm.layers.multi_head_attention import causal_block_for
+
+    assert [causal_block_for(t) for t in (1, 64, 127, 128, 256, 1000, 1024)] == [
+        64, 64, 64, 64, 64, 250, 256]
+
+
+def test_normalizing_after_values_equals_softmax_first(rng):
+    # exp(s - max) V / sum(exp(s - max)) against softmax(s) V, forward and backward; the
+    # mask leaves one query row with no visible key (both give the mean of the values).
+    import tensorflow as tf
+
+    layer = MultiHeadAttention(H, DK, num_key_value_heads=2)
+    layer.build((B, T, D))
+    query = tf.constant(rng.normal(size=(B, T, H, DK)).astype("float32"))
+    keys = tf.constant(rng.normal(size=(B, S, 2, DK)).astype("float32"))
+    values = tf.constant(rng.normal(size=(B, S, 2, DK)).astype("float32"))
+    mask = rng.random((B, T, S)) > 0.4
+    mask[0, 1] = False
+    results = []
+    for after in (False, True):
+        with tf.GradientTape() as tape:
+            tape.watch([query, keys, values])
+            out = layer._attend(query, keys, values, tf.constant(mask), False,
+                                normalize_after_values=after)
+            loss = tf.reduce_sum(out * tf.sin(tf.range(out.shape[-1], dtype="float32")))
+        results.append([out] + tape.gradient(loss, [query, keys, values]))
+    for plain, after in zip(*results):
+        np.testing.assert_allclose(after.numpy(), plain.numpy(), atol=1e-5)
+    mean_of_values = np.repeat(values.numpy()[0].mean(0), H // 2, axis=0)  # (H, Dk)
+    np.testing.assert_allclose(results[1][0].numpy()[0, 1], mean_of_values, atol=1e-5)
