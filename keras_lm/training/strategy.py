@@ -86,7 +86,9 @@ def resolve_jit_compile(strategy, requested, precision="float32"):
     - `precision="mixed_bfloat16"` on CPU: oneDNN runs bfloat16 matmuls at about twice the
       float32 rate (with AVX512-BF16 or AMX), but XLA:CPU does not use them and is no faster
       in bfloat16 than in float32. Measured in experiments/benchmarks.md: the baby GPT trains
-      1.6x faster in bfloat16 without XLA than keras-hub's float32 with XLA.
+      1.6x faster in bfloat16 without XLA than keras-hub's float32 with XLA. On a CPU that
+      has neither instruction set (`cpu_has_bfloat16_matmul()` is False) oneDNN emulates
+      bfloat16, and XLA is kept, with a warning that float32 is as fast.
 
     Args:
         strategy: the `tf.distribute.Strategy` the model is compiled under.
@@ -122,6 +124,15 @@ def resolve_jit_compile(strategy, requested, precision="float32"):
         )
         return False
     if cpu_only and precision == "mixed_bfloat16":
+        if cpu_has_bfloat16_matmul() is False:
+            logging.warning(
+                "precision mixed_bfloat16 on a CPU without bfloat16 matmul instructions "
+                "(no avx512_bf16 or amx_bf16 in /proc/cpuinfo): bfloat16 is emulated and no "
+                "faster than float32 here; jit_compile=%r kept (XLA is the faster path "
+                "without them). float32 is the better choice on this CPU.",
+                requested,
+            )
+            return requested
         logging.info(
             "jit_compile=%r turned off for precision mixed_bfloat16 on CPU: oneDNN runs "
             "bfloat16 matmuls about twice as fast as float32, XLA:CPU does not (see "
@@ -130,6 +141,24 @@ def resolve_jit_compile(strategy, requested, precision="float32"):
         )
         return False
     return requested
+
+
+def cpu_has_bfloat16_matmul(cpuinfo_path="/proc/cpuinfo"):
+    """Whether this CPU has bfloat16 matmul instructions (x86 AVX512-BF16 or AMX-BF16).
+
+    Returns:
+        True or False from the flags in `cpuinfo_path` (Linux); None where that file is
+        missing or lists no x86 flags (other systems, ARM), i.e. unknown.
+    """
+    try:
+        with open(cpuinfo_path) as f:
+            flags_lines = [line for line in f if line.startswith("flags")]
+    except OSError:
+        return None
+    if not flags_lines:
+        return None
+    flags = set(flags_lines[0].split(":", 1)[-1].split())
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def _has_accelerator():

@@ -70,7 +70,11 @@ def test_set_precision():
         set_precision("bfloat16")
 
 
-def test_jit_compile_is_turned_off_for_bfloat16_on_cpu_only(caplog):
+def test_jit_compile_is_turned_off_for_bfloat16_on_cpu_only(caplog, monkeypatch):
+    from keras_lm.training import strategy as strategy_module
+
+    # A CPU with bfloat16 matmul instructions (the case where oneDNN is faster than XLA).
+    monkeypatch.setattr(strategy_module, "cpu_has_bfloat16_matmul", lambda: True)
     one_cpu = fake_strategy(CPU.format(0))
     with caplog.at_level(logging.INFO, logger="absl"):
         assert resolve_jit_compile(one_cpu, True, "mixed_bfloat16") is False
@@ -80,3 +84,34 @@ def test_jit_compile_is_turned_off_for_bfloat16_on_cpu_only(caplog):
     assert resolve_jit_compile(fake_strategy(GPU.format(0), GPU.format(1)), True, "mixed_bfloat16")
     assert resolve_jit_compile(tf.distribute.get_strategy(), True, "mixed_bfloat16") is False
     assert resolve_jit_compile(one_cpu, False, "mixed_bfloat16") is False
+
+
+def test_bfloat16_keeps_xla_on_a_cpu_without_bfloat16_instructions(caplog, monkeypatch):
+    from keras_lm.training import strategy as strategy_module
+
+    one_cpu = fake_strategy(CPU.format(0))
+    monkeypatch.setattr(strategy_module, "cpu_has_bfloat16_matmul", lambda: False)
+    with caplog.at_level(logging.INFO, logger="absl"):
+        assert resolve_jit_compile(one_cpu, True, "mixed_bfloat16") is True
+    assert "without bfloat16 matmul instructions" in caplog.text
+    monkeypatch.setattr(strategy_module, "cpu_has_bfloat16_matmul", lambda: None)  # unknown
+    assert resolve_jit_compile(one_cpu, True, "mixed_bfloat16") is False
+    monkeypatch.setattr(strategy_module, "cpu_has_bfloat16_matmul", lambda: True)
+    assert resolve_jit_compile(one_cpu, True, "mixed_bfloat16") is False
+
+
+@pytest.mark.parametrize(
+    "flags, expected",
+    [("fpu sse avx2 fma", False), ("fpu avx512f avx512_bf16 avx2", True),
+     ("fpu amx_bf16 amx_tile", True), (None, None)],
+)
+def test_cpu_has_bfloat16_matmul_reads_the_cpu_flags(tmp_path, flags, expected):
+    from keras_lm.training.strategy import cpu_has_bfloat16_matmul
+
+    cpuinfo = tmp_path / "cpuinfo"
+    lines = ["processor\t: 0", "vendor_id\t: AuthenticAMD"]
+    if flags is not None:
+        lines.append(f"flags\t\t: {flags}")
+    cpuinfo.write_text("\n".join(lines) + "\n")
+    assert cpu_has_bfloat16_matmul(str(cpuinfo)) is expected
+    assert cpu_has_bfloat16_matmul(str(tmp_path / "missing")) is None
