@@ -183,13 +183,26 @@ def _validation_data(dataset, eval_steps):
         return None
     if eval_steps:
         # The same first batches every time: val_loss stays comparable between evaluations.
-        return dataset.take(eval_steps)
+        return _without_autotune(dataset.take(eval_steps))
     if dataset.cardinality() == tf.data.INFINITE_CARDINALITY:
         raise ValueError(
             "`validation_dataset` is infinite (repeated) and train config `eval_steps` is None: "
             "validation would never end. Pass a finite dataset or set eval_steps."
         )
-    return dataset
+    return _without_autotune(dataset)
+
+
+def _without_autotune(dataset):
+    """`dataset` with tf.data's autotuning off (validation: a new iterator every evaluation).
+
+    In TensorFlow 2.21 deleting an iterator waits for the autotuner's next tick, 10 ms x
+    (2^k - 1) after the iterator was made (1.27, 2.55, 5.11, 10.23 s): an evaluation of
+    0.6 s took 0.6 to 12 s in the demo run. Validation sets are small and read once per
+    evaluation, so tuning buys nothing there (experiments/benchmarks.md).
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
 
 
 def _result(model, initial_step, final_step, history, start_time, tokens_per_step):

@@ -332,3 +332,20 @@ def test_mirrored_strategy_on_two_cpus_matches_the_default_strategy(tmp_path):
     # differs from the global token mean when padding is uneven; the test can tell the two apart.
     keras_default, keras_mirrored = results["default/keras"], results["mirrored/keras"]
     assert np.max(np.abs(np.subtract(keras_mirrored["losses"], keras_default["losses"]))) > 1e-3
+
+
+def test_validation_data_has_autotuning_off_and_keeps_its_batches():
+    # A new validation iterator is made at every evaluation; with tf.data's autotuning on,
+    # deleting it waits for the autotuner's next tick (seconds). The batches are unchanged.
+    from keras_lm.training.trainer import _validation_data
+
+    dataset = tf.data.Dataset.range(10).batch(2)
+    assert dataset.options().autotune.enabled is not False
+    for eval_steps, expected in [(3, [[0, 1], [2, 3], [4, 5]]), (None, None)]:
+        validation = _validation_data(dataset, eval_steps)
+        assert validation.options().autotune.enabled is False
+        batches = [batch.numpy().tolist() for batch in validation]
+        assert batches == (expected or [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]])
+    with pytest.raises(ValueError, match="infinite"):
+        _validation_data(dataset.repeat(), None)
+    assert _validation_data(None, 3) is None
