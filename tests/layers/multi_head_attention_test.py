@@ -39,6 +39,20 @@ def _numpy_attention(layer, query, value, mask=None):
     return np.einsum("bthe,hed->btd", out, w["ok"]) + w["ob"]
 
 
+def _decode_with_cache(layer, x, prompt_length, cache_length):
+    """Self-attention outputs of x [B, T, D] computed through the KV cache: the first
+    `prompt_length` positions in one call, then one position per call."""
+    cache = np.zeros((x.shape[0], 2, layer.num_key_value_heads, cache_length, DK), "float32")
+    prompt = x[:, :prompt_length]
+    out, cache = layer(prompt, prompt, use_causal_mask=True, cache=cache, cache_update_index=0)
+    steps = [np.array(out)]
+    for t in range(prompt_length, x.shape[1]):
+        token = x[:, t:t + 1]
+        out, cache = layer(token, token, use_causal_mask=True, cache=cache, cache_update_index=t)
+        steps.append(np.array(out))
+    return np.concatenate(steps, axis=1)
+
+
 @pytest.mark.parametrize("num_key_value_heads", [None, H])
 @pytest.mark.parametrize("mode", ["self_padding", "self_causal", "cross_padding"])
 def test_matches_keras_multi_head_attention(rng, mode, num_key_value_heads):
@@ -90,15 +104,8 @@ def test_cached_attention_equals_full(rng, rotary, kv_heads):
     x = rng.normal(size=(B, T, D)).astype("float32")
     layer = MultiHeadAttention(H, DK, num_key_value_heads=kv_heads, rotary_max_wavelength=rotary)
     full = np.array(layer(x, x, use_causal_mask=True))
-    cache = np.zeros((B, 2, layer.num_key_value_heads, T + 3, DK), "float32")  # room to spare
-    # The first two tokens at once, then one token at a time.
-    out, cache = layer(x[:, :2], x[:, :2], use_causal_mask=True, cache=cache, cache_update_index=0)
-    steps = [np.array(out)]
-    for t in range(2, T):
-        out, cache = layer(x[:, t:t + 1], x[:, t:t + 1], use_causal_mask=True, cache=cache,
-                           cache_update_index=t)
-        steps.append(np.array(out))
-    np.testing.assert_allclose(np.concatenate(steps, axis=1), full, atol=1e-5)
+    # The first two tokens at once, then one token at a time; room to spare in the cache.
+    np.testing.assert_allclose(_decode_with_cache(layer, x, 2, T + 3), full, atol=1e-5)
 
 
 def test_layer_contract(rng):
@@ -204,15 +211,7 @@ def test_causal_blocks_equal_cached_decoding(rng):
     x = rng.normal(size=(1, length, D)).astype("float32")
     layer = MultiHeadAttention(H, DK, num_key_value_heads=2, rotary_max_wavelength=10000.0)
     full = np.array(layer(x, x, use_causal_mask=True))
-    cache = np.zeros((1, 2, 2, length, DK), "float32")
-    out, cache = layer(x[:, :100], x[:, :100], use_causal_mask=True, cache=cache,
-                       cache_update_index=0)
-    steps = [np.array(out)]
-    for t in range(100, length):
-        out, cache = layer(x[:, t:t + 1], x[:, t:t + 1], use_causal_mask=True, cache=cache,
-                           cache_update_index=t)
-        steps.append(np.array(out))
-    np.testing.assert_allclose(np.concatenate(steps, axis=1), full, atol=1e-5)
+    np.testing.assert_allclose(_decode_with_cache(layer, x, 100, length), full, atol=1e-5)
 
 
 def test_causal_blocks_apply_dropout(rng):
