@@ -320,7 +320,7 @@ class MultiHeadAttention(keras.layers.Layer):
 
         Args:
             query: [B, T, H, Dk]; keys, values: [B, T, K, D] (self-attention, no cache).
-            mask: bool [B or 1, T or 1, T], including the causal mask.
+            mask: bool [B or 1, T, T]: the causal mask, merged with any other.
             block: int, query positions per block (the last block may be shorter).
 
         Returns:
@@ -330,13 +330,12 @@ class MultiHeadAttention(keras.layers.Layer):
         outputs = []
         for start in range(0, length, block):
             end = min(start + block, length)
-            block_mask = mask[:, start:end, :end] if mask.shape[1] != 1 else mask[:, :, :end]
             outputs.append(
                 self._attend(
                     query[:, start:end],
                     keys[:, :end],
                     values[:, :end],
-                    block_mask,
+                    mask[:, start:end, :end],
                     training,
                     normalize_after_values=True,
                 )
