@@ -176,7 +176,8 @@ def test_causal_blocks_match_keras_forward_and_backward(rng, kv_heads):
     padding = np.ones((B, length), bool)
     padding[1, -7:] = False  # the second example ends with 7 padding positions
     theirs = keras.layers.MultiHeadAttention(num_heads=H, key_dim=DK)
-    ours = MultiHeadAttention(num_heads=H, key_dim=DK, num_key_value_heads=kv_heads)
+    ours = MultiHeadAttention(num_heads=H, key_dim=DK, num_key_value_heads=kv_heads,
+                              causal_blocks=True)
     theirs(x, x)
     ours(x, x)
     if kv_heads is None:
@@ -209,19 +210,78 @@ def test_causal_blocks_equal_cached_decoding(rng):
     # A 130-position sequence attended in blocks equals prompt + token-by-token decoding.
     length = 130
     x = rng.normal(size=(1, length, D)).astype("float32")
-    layer = MultiHeadAttention(H, DK, num_key_value_heads=2, rotary_max_wavelength=10000.0)
+    layer = MultiHeadAttention(H, DK, num_key_value_heads=2, rotary_max_wavelength=10000.0,
+                               causal_blocks=True)
     full = np.array(layer(x, x, use_causal_mask=True))
     np.testing.assert_allclose(_decode_with_cache(layer, x, 100, length), full, atol=1e-5)
 
 
 def test_causal_blocks_apply_dropout(rng):
     x = rng.normal(size=(2, 140, D)).astype("float32")
-    layer = MultiHeadAttention(H, DK, dropout=0.5)
+    layer = MultiHeadAttention(H, DK, dropout=0.5, causal_blocks=True)
     eval_out = np.array(layer(x, x, use_causal_mask=True))
     train_out = np.array(layer(x, x, use_causal_mask=True, training=True))
     # Every block drops probabilities, the last block's rows included.
     for start, end in [(0, 64), (64, 128), (128, 140)]:
         assert np.abs(train_out[:, start:end] - eval_out[:, start:end]).max() > 1e-3
+
+
+def test_causal_blocks_auto_only_under_xla(rng, monkeypatch):
+    # "auto" takes the blocked path only in a function compiled by XLA (where it is
+    # faster); eagerly and in a graph without XLA (oneDNN's bfloat16 path on CPU) it does
+    # not. The three give the same output.
+    import tensorflow as tf
+
+    x = tf.constant(rng.normal(size=(2, 130, D)).astype("float32"))
+    layer = MultiHeadAttention(H, DK)
+    assert layer.causal_blocks == "auto"
+    blocked_calls = []
+    original = MultiHeadAttention._attend_causal_blocks
+
+    def spy(self, *args, **kwargs):
+        blocked_calls.append(True)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(MultiHeadAttention, "_attend_causal_blocks", spy)
+    outputs = {}
+    for name, jit_compile in [("eager", None), ("graph", False), ("xla", True)]:
+        blocked_calls.clear()
+        if jit_compile is None:
+            outputs[name] = layer(x, x, use_causal_mask=True).numpy()
+        else:
+            fn = tf.function(lambda t: layer(t, t, use_causal_mask=True),
+                             jit_compile=jit_compile)
+            outputs[name] = fn(x).numpy()
+        assert bool(blocked_calls) == (name == "xla"), name
+    np.testing.assert_allclose(outputs["xla"], outputs["eager"], atol=1e-5)
+    np.testing.assert_allclose(outputs["graph"], outputs["eager"], atol=1e-6)
+    # False never blocks, even under XLA.
+    blocked_calls.clear()
+    never = MultiHeadAttention(H, DK, causal_blocks=False)
+    never(x, x)
+    never.set_weights(layer.get_weights())
+    out = tf.function(lambda t: never(t, t, use_causal_mask=True), jit_compile=True)(x)
+    assert not blocked_calls
+    np.testing.assert_allclose(out.numpy(), outputs["eager"], atol=1e-5)
+
+
+def test_config_round_trip(rng):
+    layer = MultiHeadAttention(H, DK, num_key_value_heads=2, value_dim=6, output_dim=10,
+                               dropout=0.1, use_bias=False, rotary_max_wavelength=500.0,
+                               causal_blocks=False, name="attention")
+    x = rng.normal(size=(B, T, D)).astype("float32")
+    out = np.array(layer(x, x, use_causal_mask=True))
+    rebuilt = MultiHeadAttention.from_config(layer.get_config())
+    assert rebuilt.get_config() == layer.get_config()
+    assert rebuilt.causal_blocks is False and rebuilt.num_key_value_heads == 2
+    rebuilt(x, x)
+    rebuilt.set_weights(layer.get_weights())
+    np.testing.assert_allclose(np.array(rebuilt(x, x, use_causal_mask=True)), out, atol=1e-6)
+
+
+def test_causal_blocks_rejects_unknown_values():
+    with pytest.raises(ValueError, match="causal_blocks"):
+        MultiHeadAttention(H, DK, causal_blocks="always")
 
 
 def test_causal_block_for():
