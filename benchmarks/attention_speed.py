@@ -7,8 +7,8 @@ with dropout 0) calls `keras.ops.dot_product_attention(..., is_causal=True)`, wh
 TensorFlow backend is also einsum-based ([B, T, N, H] layout). For sequences longer than
 64 positions our layer runs causal self-attention in query blocks, each over the keys up to
 its end, normalising the softmax after the product with V (`_attend_causal_blocks`; timed
-as `keras_lm_causal_blocks`, the path training takes). This script times them on the same
-projected q, k, v [B, T, H, Dh] (no projections), forward and forward+backward, in
+as `keras_lm_causal_blocks`, the path XLA-compiled training takes). This script times them on
+the same projected q, k, v [B, T, H, Dh] (no projections), forward and forward+backward, in
 `tf.function(jit_compile=True)`, alternating, median of `--rounds` rounds, by the wall clock
 and in process CPU time; it first checks that the outputs agree.
 

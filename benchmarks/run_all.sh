@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reruns every keras_lm-vs-keras-hub speed benchmark, one after the other (~11 minutes on
+# Reruns every keras_lm-vs-keras-hub speed benchmark, one after the other (~16 minutes on
 # 2 CPU cores), printing each report. Usage, from the repository root:
 #     bash benchmarks/run_all.sh [PYTHON]          # PYTHON defaults to the python on PATH
 # Check `cat /proc/loadavg` first: other processes distort the numbers (see README.md).
@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 for command in \
     "benchmarks/matmul_peak.py" \
     "benchmarks/attention_speed.py" \
+    "benchmarks/matmul_ceiling.py --size=small" \
+    "benchmarks/matmul_ceiling.py --size=baby" \
     "benchmarks/train_speed.py --size=small" \
     "benchmarks/train_speed.py --size=baby" \
     "benchmarks/train_speed.py --size=baby --precision=mixed_bfloat16 --peer-precision=float32 --peer-jit=on" \
