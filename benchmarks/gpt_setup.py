@@ -61,7 +61,7 @@ def build_ours(size):
     )
     model(keras.ops.zeros((1, spec["sequence_length"]), "int32"))
     # keras-hub's GPT-2 draws its token embedding from N(0, 0.01) (ours: 0.02). The same
-    # start makes the two models' losses on the same data agree (the "last loss" column of
+    # start keeps the two models' losses on the same data close (the "last loss" column of
     # train_speed.py), a check that both train alike; the speed does not depend on it.
     table = model.embeddings.token_embedding.embeddings
     table.assign(keras.random.normal(table.shape, stddev=0.01, seed=0))
