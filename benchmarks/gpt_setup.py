@@ -25,6 +25,7 @@ import keras  # noqa: E402
 import keras_hub  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from keras_lm import host_memory  # noqa: E402
 from keras_lm.models import DecoderLM  # noqa: E402
 from matmul_peak import load_average  # noqa: E402,F401  (re-exported for the scripts)
 
@@ -118,7 +119,8 @@ def median(values):
 
 
 def machine_summary():
-    """One line each: CPU model and flags of interest, core count, library versions."""
+    """One line each: CPU model and flags of interest, core count, library versions, and
+    TensorFlow's CPU allocator (one per process: both models of a comparison share it)."""
     model_name, flags = platform.processor() or "?", set()
     try:
         lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
@@ -135,4 +137,15 @@ def machine_summary():
         + " ".join(flag for flag in wanted if flag in flags),
         f"tensorflow {tf.__version__}, keras {keras.__version__}, "
         f"keras-hub {keras_hub.__version__}, python {platform.python_version()}",
+        f"tensorflow cpu allocator: {cpu_allocator()}",
     ])
+
+
+def cpu_allocator():
+    """Which allocator TensorFlow's CPU tensors use in this process (`keras_lm.host_memory`)."""
+    use_bfc = os.environ.get(host_memory.ENV_VAR, "").lower() in ("1", "true")
+    if host_memory.status() == "too_late":
+        use_bfc = False  # set after TensorFlow started: not read
+    return (("BFC, caching" if use_bfc else "malloc, TensorFlow's default")
+            + f" ({host_memory.ENV_VAR}={os.environ.get(host_memory.ENV_VAR, 'unset')}, "
+            f"keras_lm: {host_memory.status()})")

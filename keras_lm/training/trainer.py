@@ -9,6 +9,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from keras_lm.host_memory import caching_allocator_hint
 from keras_lm.training.callbacks import CheckpointCallback
 from keras_lm.training.callbacks import MetricsLogger
 from keras_lm.training.callbacks import NaNStopper
@@ -157,6 +158,8 @@ def fit(
                 config.precision,
                 jit_compile,
             )
+            if caching_allocator_hint():
+                logging.warning(caching_allocator_hint())
             with warnings.catch_warnings():
                 # Keras warns "Your input ran out of data; interrupting training" whenever a
                 # dataset of unknown length ends, the finite validation set at every

@@ -349,3 +349,21 @@ def test_validation_data_has_autotuning_off_and_keeps_its_batches():
     with pytest.raises(ValueError, match="infinite"):
         _validation_data(dataset.repeat(), None)
     assert _validation_data(None, 3) is None
+
+
+def test_fit_warns_when_the_caching_allocator_came_too_late(tmp_path, monkeypatch, caplog):
+    import logging as std_logging
+
+    from keras_lm import host_memory
+
+    monkeypatch.setattr(host_memory, "_status", "too_late")
+    with caplog.at_level(std_logging.WARNING, logger="absl"):
+        run_fit(tmp_path, dict(CONFIG, steps=1, eval_every=1), validation_dataset=None)
+    hints = [record for record in caplog.records if "Import keras_lm first" in record.getMessage()]
+    assert len(hints) == 1 and hints[0].levelno == std_logging.WARNING
+
+    monkeypatch.setattr(host_memory, "_status", "enabled")
+    caplog.clear()
+    with caplog.at_level(std_logging.WARNING, logger="absl"):
+        run_fit(tmp_path / "second", dict(CONFIG, steps=1, eval_every=1), validation_dataset=None)
+    assert not any("Import keras_lm first" in r.getMessage() for r in caplog.records)
