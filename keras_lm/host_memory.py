@@ -1,14 +1,14 @@
 """Host memory: TensorFlow's caching (BFC) allocator on the CPU instead of plain `malloc`.
 
 Why. TensorFlow's default CPU allocator hands every tensor, and every XLA executable's
-scratch buffer, to the C library's `malloc`, which maps blocks above a few megabytes fresh
-from the kernel and unmaps them on free. A training step's buffers are freed at the end of
+scratch buffer, to the C library's `malloc`, which maps blocks above its mmap threshold
+(glibc: 128 KiB at first, at most 32 MiB) fresh from the kernel and unmaps them on free. A training step's buffers are freed at the end of
 the step, so every step touches all of its memory for the first time again: one page fault
 per 4 KiB. Measured on 2 CPU cores (`benchmarks/train_speed.py`, float32, XLA): the small
 GPT took 10,500 page faults per step (a quarter of the step's CPU time in the kernel), the
 baby GPT 283,000 (1.1 GB). TensorFlow's BFC allocator keeps freed blocks for reuse, so after
-the first step there are none: 20-25% more tokens/s, identical results (only where the bytes
-live changes).
+the first step there are none: 14-21% more tokens/s in those benchmarks, 1.6x for the
+README's demo, identical results (only where the bytes live changes).
 
 How. TensorFlow reads `TF_CPU_ALLOCATOR_USE_BFC` once, when its eager context starts (the
 first op). `import keras_lm` sets it to `true` unless it is already set (set it to `false`
