@@ -158,8 +158,9 @@ def fit(
                 config.precision,
                 jit_compile,
             )
-            if caching_allocator_hint():
-                logging.warning(caching_allocator_hint())
+            hint = caching_allocator_hint()
+            if hint:
+                logging.warning(hint)
             with warnings.catch_warnings():
                 # Keras warns "Your input ran out of data; interrupting training" whenever a
                 # dataset of unknown length ends, the finite validation set at every
