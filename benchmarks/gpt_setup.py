@@ -143,9 +143,8 @@ def machine_summary():
 
 def cpu_allocator():
     """Which allocator TensorFlow's CPU tensors use in this process (`keras_lm.host_memory`)."""
-    use_bfc = os.environ.get(host_memory.ENV_VAR, "").lower() in ("1", "true")
-    if host_memory.status() == "too_late":
-        use_bfc = False  # set after TensorFlow started: not read
-    return (("BFC, caching" if use_bfc else "malloc, TensorFlow's default")
+    names = {"bfc": "BFC, caching", "onednn": "oneDNN's, caching (oneDNN on)",
+             "malloc": "malloc, no caching"}
+    return (names[host_memory.default_allocator()]
             + f" ({host_memory.ENV_VAR}={os.environ.get(host_memory.ENV_VAR, 'unset')}, "
             f"keras_lm: {host_memory.status()})")

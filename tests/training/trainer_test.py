@@ -357,6 +357,7 @@ def test_fit_warns_when_the_caching_allocator_came_too_late(tmp_path, monkeypatc
     from keras_lm import host_memory
 
     monkeypatch.setattr(host_memory, "_status", "too_late")
+    monkeypatch.setattr(host_memory, "onednn_enabled", lambda: False)  # TF's default: malloc
     with caplog.at_level(std_logging.WARNING, logger="absl"):
         run_fit(tmp_path, dict(CONFIG, steps=1, eval_every=1), validation_dataset=None)
     hints = [record for record in caplog.records if "Import keras_lm first" in record.getMessage()]
