@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reruns every keras_lm-vs-keras-hub speed benchmark, one after the other (~12 minutes on
+# Reruns every keras_lm-vs-keras-hub speed benchmark, one after the other (~12-16 minutes on
 # 2 CPU cores), printing each report. Usage, from the repository root:
 #     bash benchmarks/run_all.sh [PYTHON]          # PYTHON defaults to the python on PATH
 # Check `cat /proc/loadavg` first: other processes distort the numbers (see README.md).
