@@ -62,7 +62,8 @@ class CausalLMModule(tf.Module):
         temperature: float, default (0: greedy).
         top_k: int, default (0: off).
         top_p: float, default (1.0: off).
-        seed: int, default sampling seed (the same seed gives the same text).
+        seed: int, default sampling seed (the same seed gives the same text, for a prompt
+            alone or batched with any others).
 
     Example:
     >>> module = CausalLMModule(model, tokenizer, max_new_tokens=32)
@@ -81,6 +82,12 @@ class CausalLMModule(tf.Module):
                 f"The tokenizer's vocabulary ({tokenizer.vocabulary_size} tokens) does not "
                 f"match the model's ({model.vocabulary_size}). Export the tokenizer saved with "
                 "the model (its workdir's tokenizer/ directory)."
+            )
+        if tokenizer.eos_id is None:
+            raise ValueError(
+                "The exported generator needs a tokenizer with an end-of-text id (`eos_id`): it "
+                "separates documents, starts an empty prompt and stops generation. Train a "
+                "SentencePiece model with an eos piece (sentencepiece's default, eos_id=2)."
             )
         if not model.built:
             model.build()

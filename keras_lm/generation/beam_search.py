@@ -71,7 +71,8 @@ def beam_search(model, encoder_token_ids, max_length, beam_size=4, length_penalt
     Args:
         model: an encoder-decoder model following the protocol of the module docstring.
         encoder_token_ids: int [B, S] source ids, padded with 0.
-        max_length: int N >= 1, most tokens generated per hypothesis.
+        max_length: int N >= 1, most tokens generated per hypothesis; at most the model's
+            `target_sequence_length` where it has one.
         beam_size: int K >= 1.
         length_penalty: float alpha >= 0 of lp(n) = ((5 + n) / 6) ** alpha.
         bos_id: int, the first decoder input.
@@ -85,7 +86,8 @@ def beam_search(model, encoder_token_ids, max_length, beam_size=4, length_penalt
         A `BeamSearchOutput` of numpy arrays, hypotheses best first.
 
     Raises:
-        ValueError: a bad `beam_size`, `max_length`, `length_penalty`, a missing `bos_id` /
+        ValueError: a bad `beam_size`, `max_length` (also: longer than the model's target
+            context), `length_penalty`, a missing `bos_id` /
             `eos_id`, or `encoder_token_ids` that is not [B, S].
 
     Example:
@@ -112,6 +114,13 @@ def beam_search(model, encoder_token_ids, max_length, beam_size=4, length_penalt
         raise ValueError(
             "`encoder_token_ids` must be an int array [batch, source_length] (pad with 0). "
             f"Received: shape={encoder_token_ids.shape}, dtype={encoder_token_ids.dtype}"
+        )
+    longest = getattr(model, "target_sequence_length", None)
+    if longest is not None and max_length > longest:
+        raise ValueError(
+            f"`max_length` must be at most the model's target_sequence_length ({longest}): a "
+            "decoder position past it has no embedding. Received: "
+            f"max_length={max_length!r}"
         )
     if hasattr(model, "built") and not model.built:
         model.build()  # create the weights eagerly, never inside the compiled loop

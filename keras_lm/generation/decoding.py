@@ -63,6 +63,13 @@ def decode_ids(model, tokens, lengths, temperature, top_k, top_p, seed, stop_tok
     """
     if not model.built:
         model.build()  # create the weights eagerly, never inside the compiled loop
+    width = np.shape(tokens)[-1]
+    if width > model.sequence_length:
+        raise ValueError(
+            f"`tokens` is {width} positions wide but the model's context is "
+            f"{model.sequence_length} tokens: a position past the context has no embedding. "
+            "Shorten the prompts or generate fewer new tokens."
+        )
     if prefill_chunk is not None:
         if not isinstance(prefill_chunk, (int, np.integer)) or prefill_chunk < 1:
             raise ValueError(
@@ -206,13 +213,15 @@ def generate(
         prompts: str, list of str (needs `tokenizer`), or a list of token-id lists.
         max_new_tokens: int >= 1; the prompt plus new tokens must fit the context.
         tokenizer: a keras_lm tokenizer whose `vocabulary_size` equals the model's.
-        temperature: 0 for greedy decoding, else the softmax temperature.
-        top_k: keep only the k most likely tokens (0: off).
-        top_p: nucleus sampling mass (1.0: off).
-        seed: int; the same seed gives the same samples. None draws one.
+        temperature: float >= 0; 0 for greedy decoding, else the softmax temperature.
+        top_k: int >= 0; keep only the k most likely tokens (0: off).
+        top_p: float in (0, 1]; nucleus sampling mass (1.0: off).
+        seed: int in [-2**31, 2**31); the same seed gives the same samples, for a prompt
+            alone or in any batch. None draws one.
         stop_token_ids: ids that end a row (emitted token not included in the output);
-            defaults to the tokenizer's `eos_id`.
-        stop_strings: strings that end a row's text (cut before the first occurrence).
+            defaults to the tokenizer's `eos_id` (none if it has none).
+        stop_strings: a str or list of str that end a row's text (cut before the first
+            occurrence); needs a `tokenizer`.
         truncate: if a prompt is too long for the context, keep its last tokens instead of
             raising.
         use_cache: decode with the KV cache (default) or recompute every prefix.
@@ -223,14 +232,28 @@ def generate(
 
     Raises:
         ValueError: empty input, a prompt too long for the context (without `truncate`),
-            `max_new_tokens` out of range, a tokenizer that does not match the model.
+            `max_new_tokens` or a sampler setting out of range, a tokenizer that does not
+            match the model, `stop_strings` without a tokenizer.
     """
+    _check_sampler_settings(temperature, top_k, top_p, seed)
     single = isinstance(prompts, str)
     if single:
         prompts = [prompts]
     prompts = list(prompts)
     if not prompts:
         raise ValueError("`prompts` is empty: pass at least one prompt.")
+    if isinstance(prompts[0], (int, np.integer)):
+        raise ValueError(
+            "`prompts` is a flat list of token ids; pass a list of prompts, each a list of "
+            f"ids (e.g. [{list(prompts[:3])}]), or a str / list of str with a `tokenizer`."
+        )
+    if isinstance(stop_strings, str):
+        stop_strings = [stop_strings]
+    if stop_strings and tokenizer is None:
+        raise ValueError(
+            "`stop_strings` needs a `tokenizer` (they cut the detokenized text). For token-id "
+            "prompts without one, use `stop_token_ids`."
+        )
     if tokenizer is not None and tokenizer.vocabulary_size != model.vocabulary_size:
         raise ValueError(
             f"The tokenizer's vocabulary ({tokenizer.vocabulary_size} tokens) does not match "
@@ -248,7 +271,11 @@ def generate(
     for i, row in enumerate(ids):
         if not row:
             if start_id is None:
-                raise ValueError(f"Prompt {i} is empty; give at least one token id.")
+                raise ValueError(
+                    f"Prompt {i} is empty; give at least one token"
+                    + (" (the tokenizer has no end-of-text id to start a document with)."
+                       if tokenizer is not None else " id.")
+                )
             ids[i] = [start_id]  # an empty prompt starts a new document
         bad = [t for t in ids[i] if not 0 <= t < model.vocabulary_size]
         if bad:
@@ -282,7 +309,7 @@ def generate(
     for i, row in enumerate(ids):
         tokens[i, : len(row)] = row
     if stop_token_ids is None:
-        stop_token_ids = [tokenizer.eos_id] if tokenizer is not None else []
+        stop_token_ids = [start_id] if start_id is not None else []
     if seed is None:
         seed = int(np.random.default_rng().integers(0, 2**31 - 1))
 
@@ -304,6 +331,34 @@ def generate(
     if texts_in or tokenizer is not None:
         return texts[0] if single else texts
     return results
+
+
+def _check_sampler_settings(temperature, top_k, top_p, seed):
+    """Raises a ValueError naming the first sampler setting out of range."""
+    if isinstance(temperature, bool) or not isinstance(
+        temperature, (int, float, np.integer, np.floating)
+    ) or not temperature >= 0:
+        raise ValueError(
+            "`temperature` must be a number >= 0 (0: greedy decoding). "
+            f"Received: temperature={temperature!r}"
+        )
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 0:
+        raise ValueError(f"`top_k` must be an int >= 0 (0: off). Received: top_k={top_k!r}")
+    if isinstance(top_p, bool) or not isinstance(
+        top_p, (int, float, np.integer, np.floating)
+    ) or not 0 < top_p <= 1:
+        raise ValueError(
+            "`top_p` must be a number in (0, 1] (1: off; the nucleus always keeps the most "
+            f"likely token). Received: top_p={top_p!r}"
+        )
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+        or not -(2**31) <= seed < 2**31
+    ):
+        raise ValueError(
+            f"`seed` must be None or an int in [-2**31, 2**31) (a 32-bit seed). Received: "
+            f"seed={seed!r}"
+        )
 
 
 def _detokenize(tokenizer, ids):

@@ -2,10 +2,16 @@
 
 Plain functions over float32 logits [B, V] that take their settings as tensors, so one
 XLA-compiled decoding loop (and one exported signature) serves every sampling mode.
-Sampling is stateless: the same seed gives the same tokens.
+Sampling is stateless: the same seed gives the same tokens. It is also independent of the
+batch: every row draws with the same noise (Gumbel-max), so a row's token depends only on
+its own logits and the seed. A prompt sampled alone or batched with any other prompts
+gives the same text, which is what a server batching requests needs.
 """
 
+import numpy as np
 import tensorflow as tf
+
+_TINY = float(np.finfo(np.float32).tiny)  # keeps log(uniform) finite
 
 
 def filter_logits(logits, top_k=0, top_p=1.0):
@@ -15,7 +21,7 @@ def filter_logits(logits, top_k=0, top_p=1.0):
         logits: float32 [B, V].
         top_k: int scalar; 0 (or >= V) keeps every token.
         top_p: float scalar in (0, 1]; 1 keeps every token (nucleus sampling,
-            Holtzman et al., 2020).
+            Holtzman et al., 2020); 0 or less keeps only the most likely token.
 
     Returns:
         float32 [B, V], removed tokens set to -inf. The most likely token is always kept.
@@ -35,6 +41,7 @@ def filter_logits(logits, top_k=0, top_p=1.0):
     # Mass strictly before each token; a token is kept while that mass is below top_p.
     mass_before = tf.cumsum(sorted_probs, axis=-1, exclusive=True)
     keep = mass_before < tf.cast(top_p, tf.float32)
+    keep = tf.logical_or(keep, tf.range(vocabulary_size)[None, :] == 0)  # top_p <= 0 too
     smallest_kept = tf.reduce_min(
         tf.where(keep, sorted_logits, tf.fill(tf.shape(sorted_logits), float("inf"))),
         axis=-1,
@@ -55,6 +62,11 @@ def sample(logits, temperature=0.0, top_k=0, top_p=1.0, seed=(0, 0)):
 
     Returns:
         int32 [B].
+
+    A sampled token is argmax(logits / temperature + g) with Gumbel noise g [V] drawn from
+    `seed` once for all rows (Gumbel-max: the argmax is distributed as the softmax). So
+    row b's token depends only on row b's logits and the seed, not on its index or on the
+    other rows; identical rows get identical tokens.
     """
     logits = tf.cast(logits, tf.float32)
     temperature = tf.cast(temperature, tf.float32)
@@ -67,9 +79,12 @@ def sample(logits, temperature=0.0, top_k=0, top_p=1.0, seed=(0, 0)):
         filtering = tf.logical_or(tf.cast(top_k, tf.int32) > 0, tf.cast(top_p, tf.float32) < 1.0)
         # Plain sampling skips the sort that top-k / top-p need.
         filtered = tf.cond(filtering, lambda: filter_logits(scaled, top_k, top_p), lambda: scaled)
-        return tf.random.stateless_categorical(
-            filtered, 1, seed=tf.cast(seed, tf.int32), dtype=tf.int32
-        )[:, 0]
+        uniform = tf.random.stateless_uniform(
+            tf.shape(filtered)[-1:], seed=tf.cast(seed, tf.int32),
+            minval=_TINY, maxval=1.0, dtype=tf.float32,
+        )  # (V,): one draw shared by every row
+        gumbel = -tf.math.log(-tf.math.log(uniform))
+        return tf.argmax(filtered + gumbel[None, :], axis=-1, output_type=tf.int32)
 
     # A conditional, not a select: greedy decoding skips the sort and the draw every step.
     return tf.cond(temperature > 0.0, sampled, greedy)

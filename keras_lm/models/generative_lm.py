@@ -18,7 +18,7 @@ class GenerativeLM:
 
         Args:
             prompts: a str or list of str (needs `tokenizer`), or lists of token ids.
-            max_new_tokens: int, tokens to add after the longest prompt.
+            max_new_tokens: int, at most this many new tokens per prompt.
             tokenizer: a keras_lm tokenizer matching this model's vocabulary.
             **kwargs: `temperature`, `top_k`, `top_p`, `seed`, `stop_token_ids`,
                 `stop_strings`, `truncate`, `use_cache`.

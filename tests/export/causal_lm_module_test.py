@@ -114,3 +114,15 @@ def test_vocabulary_mismatch_is_refused(char_tokenizer):
     model = tiny_model("decoder", char_tokenizer.vocabulary_size + 1)
     with pytest.raises(ValueError, match="does not match the model"):
         CausalLMModule(model, char_tokenizer)
+
+
+def test_a_tokenizer_without_an_end_of_text_id_is_refused():
+    from keras_lm.tokenizers import ByteTokenizer
+
+    class NoEndOfText(ByteTokenizer):
+        eos_id = None
+
+    no_eos = NoEndOfText()
+    model = tiny_model("decoder", no_eos.vocabulary_size)
+    with pytest.raises(ValueError, match="end-of-text id"):
+        CausalLMModule(model, no_eos)

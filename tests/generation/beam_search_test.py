@@ -187,3 +187,5 @@ def test_bad_arguments(transformer):
         beam_search(transformer, SOURCES[0], 8, bos_id=2, eos_id=3)
     with pytest.raises(ValueError, match="max_length"):
         beam_search(transformer, SOURCES, 0, bos_id=2, eos_id=3)
+    with pytest.raises(ValueError, match="target_sequence_length \\(8\\)"):
+        beam_search(transformer, SOURCES, 9, bos_id=2, eos_id=3)

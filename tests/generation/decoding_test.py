@@ -64,6 +64,18 @@ def test_sampling_is_reproducible_and_respects_top_k(rng):
             ids.append(token)
 
 
+def test_a_sampled_prompt_gives_the_same_text_alone_or_in_any_batch(rng):
+    """The seed alone fixes a row's samples: not its index, nor the other prompts."""
+    model = _model(40, "rotary")
+    prompts = [list(rng.integers(1, 40, size=n)) for n in (3, 7, 1, 5)]
+    options = dict(max_new_tokens=8, temperature=1.2, top_p=0.9, seed=21, stop_token_ids=[])
+    batch = generate(model, prompts, **options)
+    alone = [generate(model, [p], **options)[0] for p in prompts]
+    assert batch == alone
+    assert generate(model, prompts[::-1], **options) == alone[::-1]
+    assert len({tuple(row) for row in batch}) > 1  # and the rows do differ
+
+
 def test_stop_tokens_and_strings(tokenizer):
     model = _model(tokenizer.vocabulary_size)
     ids = generate(model, [[70, 71]], max_new_tokens=12, stop_token_ids=[])[0]
@@ -75,6 +87,9 @@ def test_stop_tokens_and_strings(tokenizer):
     cut = greedy[3:5]
     assert generate(model, "ab", max_new_tokens=12, tokenizer=tokenizer, stop_token_ids=[],
                     stop_strings=[cut]) == greedy.split(cut, 1)[0]
+    # One string is one stop string, not a set of characters.
+    assert generate(model, "ab", max_new_tokens=12, tokenizer=tokenizer, stop_token_ids=[],
+                    stop_strings=cut) == greedy.split(cut, 1)[0]
 
 
 def test_text_prompts_of_different_lengths(tokenizer):
@@ -113,6 +128,42 @@ def test_bad_input(tokenizer):
         generate(model, [[1, 99]])
     with pytest.raises(ValueError, match="empty"):
         generate(model, [])
+    with pytest.raises(ValueError, match="flat list of token ids"):
+        generate(model, [1, 2, 3])
+    with pytest.raises(ValueError, match="stop_strings` needs a `tokenizer"):
+        generate(model, [[1, 2]], stop_strings=["x"])
+
+
+@pytest.mark.parametrize("setting, value", [
+    ("temperature", -0.5), ("temperature", "hot"), ("top_k", -1), ("top_k", 2.5),
+    ("top_p", 0.0), ("top_p", -0.1), ("top_p", 1.5), ("seed", 2**32 + 5), ("seed", 1.5),
+])
+def test_sampler_settings_out_of_range_are_refused(setting, value):
+    model = _model(30)
+    with pytest.raises(ValueError, match=f"`{setting}` must be"):
+        generate(model, [[1, 2]], max_new_tokens=2, **{setting: value})
+
+
+def test_a_tokenizer_without_an_end_of_text_id(tokenizer):
+    class NoEndOfText(ByteTokenizer):
+        eos_id = None
+
+    no_eos = NoEndOfText()
+    model = _model(no_eos.vocabulary_size)
+    # No stop token by default: the full max_new_tokens, the same text as with no stops.
+    assert generate(model, "ab", max_new_tokens=6, tokenizer=no_eos) == generate(
+        model, "ab", max_new_tokens=6, tokenizer=tokenizer, stop_token_ids=[])
+    with pytest.raises(ValueError, match="no end-of-text id"):
+        generate(model, "", max_new_tokens=6, tokenizer=no_eos)
+
+
+def test_decode_ids_refuses_a_buffer_wider_than_the_context():
+    from keras_lm.generation import decode_ids
+
+    model = _model(30)
+    tokens = np.ones((1, CONTEXT + 4), np.int32)
+    with pytest.raises(ValueError, match="context is 24 tokens"):
+        decode_ids(model, tokens, [2], 0.0, 0, 1.0, 0, np.zeros([0], np.int32))
 
 
 def test_prefill_chunk_does_not_change_tokens(rng):

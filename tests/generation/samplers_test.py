@@ -44,3 +44,27 @@ def test_same_seed_same_sample_and_distribution(rng):
     draws = np.array([int(sample(logits, 1.0, seed=[s, 1])[0]) for s in range(2000)])
     freq = np.bincount(draws, minlength=5) / len(draws)
     np.testing.assert_allclose(freq, tf.nn.softmax(logits)[0], atol=0.04)
+
+
+def test_top_p_of_zero_or_less_keeps_only_the_most_likely_token(rng):
+    logits = _logits(rng)
+    for top_p in (0.0, -1.0):
+        filtered = np.array(filter_logits(logits, top_p=top_p))
+        kept = np.isfinite(filtered)
+        np.testing.assert_array_equal(kept.sum(-1), [1, 1, 1])
+        np.testing.assert_array_equal(np.argmax(kept, -1), np.argmax(logits, -1))
+        for s in range(20):  # so sampling with it is greedy
+            np.testing.assert_array_equal(sample(logits, 2.0, top_p=top_p, seed=[s, 0]),
+                                          np.argmax(logits, -1))
+
+
+def test_a_row_samples_the_same_token_alone_or_in_any_batch(rng):
+    logits = _logits(rng, batch=4)
+    for settings in ({}, {"top_k": 5}, {"top_p": 0.8}):
+        for s in range(30):
+            batch = np.array(sample(logits, 1.3, seed=[s, 2], **settings))
+            alone = [int(sample(logits[b:b + 1], 1.3, seed=[s, 2], **settings)[0])
+                     for b in range(4)]
+            assert batch.tolist() == alone
+            shuffled = np.array(sample(tf.reverse(logits, [0]), 1.3, seed=[s, 2], **settings))
+            assert shuffled.tolist() == alone[::-1]
