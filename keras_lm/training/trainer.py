@@ -144,7 +144,9 @@ def fit(
                 ProgressLogger(total_steps, config.log_every, tokens_per_step, initial_step=step),
                 checkpoints,
                 MetricsLogger(os.path.join(workdir, "metrics.jsonl"), initial_step=step),
-                tensorboard_callback(os.path.join(workdir, "tensorboard"), config.log_every),
+                tensorboard_callback(
+                    os.path.join(workdir, "tensorboard"), config.log_every, initial_step=step
+                ),
                 *extra_callbacks,
             ]
             callbacks = [callback for callback in callbacks if callback is not None]

@@ -82,11 +82,12 @@ class CheckpointCallback(StepCallback):
             return self.step
         try:
             self._checkpoint.restore(path).assert_existing_objects_matched()
-        except (ValueError, AssertionError) as error:
+        except (ValueError, AssertionError, tf.errors.OpError) as error:
             raise ValueError(
                 f"Cannot resume from {path}: its variables do not match this model and "
                 f"optimizer ({error}). The checkpoint is left as it is. Causes: a different "
-                "model config; or AdamW's state layout: with one replica it keeps its moments "
+                "model config; a different train.precision to or from mixed_float16 (its "
+                "loss-scale optimizer keeps extra variables); or AdamW's state layout: with one replica it keeps its moments "
                 "as two flat vectors (config.train.fused_optimizer=True), with several "
                 "replicas, or fused_optimizer=False, one pair per weight. Resume with the "
                 "config and strategy that wrote it (or with --config.train.fused_optimizer="

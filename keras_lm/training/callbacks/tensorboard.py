@@ -6,7 +6,7 @@ import keras
 from absl import logging
 
 
-def tensorboard_callback(log_dir, update_freq):
+def tensorboard_callback(log_dir, update_freq, initial_step=0):
     """A `keras.callbacks.TensorBoard` without profiling, graph or histograms, if installed.
 
     TensorFlow 2.21 no longer installs the `tensorboard` package, without which
@@ -15,6 +15,8 @@ def tensorboard_callback(log_dir, update_freq):
     Args:
         log_dir: str, where the event files go (`<workdir>/tensorboard`).
         update_freq: int, steps between batch-level scalar summaries (use `log_every`).
+        initial_step: int, optimizer steps already taken (a resumed run): the first batch
+            of this `fit` is step initial_step + 1.
 
     Returns:
         A `keras.callbacks.TensorBoard` (batch summaries are indexed by the optimizer step, so a
@@ -37,11 +39,15 @@ def tensorboard_callback(log_dir, update_freq):
         write_graph=False,
         write_images=False,
         profile_batch=0,
+        initial_step=initial_step,
     )
 
 
 class _TensorBoard(keras.callbacks.TensorBoard):
-    """Writes every epoch's summaries.
+    """Writes every epoch's summaries, and numbers batches from the resumed step.
+
+    Keras numbers the batch summaries from 1 in every `fit` call, so a resumed run would
+    draw its curves again from step 1; here they continue at `initial_step` + 1.
 
     Keras 3.15 writes the epoch summaries (`epoch_loss`, ...) inside the
     `record_if(step % update_freq == 0)` context it opened for the last *batch*, so with an
@@ -49,6 +55,14 @@ class _TensorBoard(keras.callbacks.TensorBoard):
     end is not a multiple of `update_freq` (e.g. every other evaluation with
     `eval_every=250`, `log_every=100`).
     """
+
+    def __init__(self, initial_step=0, **kwargs):
+        super().__init__(**kwargs)
+        self._initial_step = int(initial_step)
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self._global_train_batch = self._initial_step  # the next batch is initial_step + 1
 
     def _log_epoch_metrics(self, epoch, logs):
         with self.summary.record_if(True):

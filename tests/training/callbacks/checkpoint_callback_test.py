@@ -105,3 +105,22 @@ def test_an_optimizer_layout_mismatch_is_a_clear_error_and_keeps_the_checkpoint(
     assert CheckpointCallback(directory, keep=2).latest_checkpoint == saved
     # The fix the message names works: the same layout resumes.
     assert CheckpointCallback(directory, keep=2).restore(with_adamw(fused=False)) == 1
+
+
+def test_a_checkpoint_of_another_optimizer_layout_gives_a_clear_error(tmp_path):
+    """A float32 run resumed with mixed_float16 (a loss-scale optimizer: other variables in
+    the optimizer's slots) fails in TensorFlow's restore op, not in a Python check."""
+    model = compiled_model()
+    callback = CheckpointCallback(tmp_path, keep=1)
+    callback.restore(model)
+    callback.set_model(model)
+    callback.on_epoch_end(0, {"val_loss": 1.0})
+    saved = sorted(os.listdir(tmp_path))
+
+    scaled = tiny_lm.build_model()
+    scaled.compile(optimizer=keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(0.01)),
+                   loss="sparse_categorical_crossentropy", jit_compile=False)
+    scaled.optimizer.build(scaled.trainable_variables)
+    with pytest.raises(ValueError, match="(?s)Cannot resume from .*mixed_float16"):
+        CheckpointCallback(tmp_path, keep=1).restore(scaled)
+    assert sorted(os.listdir(tmp_path)) == saved  # the checkpoint is left as it is

@@ -37,3 +37,15 @@ def test_every_epoch_is_logged_whatever_the_batch_count(tmp_path):
     assert _epoch_steps(tmp_path / "validation", "epoch_loss") == [0, 1, 2, 3]
     # Batch summaries still follow update_freq (every 2nd of the 20 batches).
     assert len(_epoch_steps(tmp_path / "train", "batch_loss")) == 10
+
+
+def test_a_resumed_run_continues_the_batch_curve(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.random.default_rng(0).normal(size=(10, 3)).astype(np.float32)
+    model.fit(x, x[:, :1], batch_size=2, epochs=1, verbose=0,
+              callbacks=[tensorboard_callback(tmp_path, update_freq=1)])  # steps 1..5
+    model.fit(x, x[:, :1], batch_size=2, epochs=1, verbose=0,  # resumed: steps 6..10
+              callbacks=[tensorboard_callback(tmp_path, update_freq=1, initial_step=5)])
+    assert _epoch_steps(tmp_path / "train", "batch_loss") == list(range(1, 11))
