@@ -33,6 +33,23 @@ from keras_lm.data import sources
 PACKINGS = ("concat", "document")
 
 
+# The fields of a language model's data config (`config.data`), see `build_lm_datasets`.
+DATA_FIELDS = ("source", "sequence_length", "packing", "shuffle_buffer", "seed",
+               "source_options")
+
+
+def check_data_fields(data_config, known):
+    """Raises a ValueError naming any field of `data_config` (a dict) not in `known`.
+
+    A misspelt field (`shuffle_bufer`) would otherwise be ignored and its default used.
+    """
+    unknown = sorted(set(data_config.keys()) - set(known))
+    if unknown:
+        raise ValueError(
+            f"Unknown data config field(s) {unknown}. Known fields: {sorted(known)}. "
+            "Check the spelling in the config file or the --config.data.* override."
+        )
+
 def lm_dataset(
     documents,
     tokenizer,
@@ -219,6 +236,7 @@ def build_lm_datasets(data_config, tokenizer, batch_size, start_step=0):
     """
     if data_config is None:
         data_config = {}
+    check_data_fields(data_config, DATA_FIELDS)
     get = data_config.get
     source = get("source", "builtin:pydoc")
     if sources.names_same_documents(source, "train", "validation"):

@@ -21,6 +21,7 @@ from absl import logging
 
 from keras_lm.data import encoder_inputs
 from keras_lm.data import labeled
+from keras_lm.data.lm_pipeline import check_data_fields
 from keras_lm.metrics import classification as classification_metrics
 from keras_lm.tasks import masked_lm
 from keras_lm.tasks import workdir as workdir_lib
@@ -100,6 +101,7 @@ def train(config, workdir):
     import keras
 
     workdir = os.fspath(workdir)
+    check_data_fields(config.data, default_config().data.keys())
     if config.model.sequence_length < config.data.sequence_length:
         raise ValueError(
             f"config.data.sequence_length={config.data.sequence_length} is longer than the "

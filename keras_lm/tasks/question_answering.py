@@ -19,6 +19,7 @@ from absl import logging
 from keras_lm.data import encoder_inputs
 from keras_lm.data import labeled
 from keras_lm.data import qa
+from keras_lm.data.lm_pipeline import check_data_fields
 from keras_lm.metrics import squad
 from keras_lm.tasks import masked_lm
 from keras_lm.tasks import workdir as workdir_lib
@@ -122,6 +123,7 @@ def _as_examples(dataset):
 def train(config, workdir):
     """Trains (or resumes) the QA model of `config` in `workdir`; returns a `TrainResult`."""
     workdir = os.fspath(workdir)
+    check_data_fields(config.data, default_config().data.keys())
     workdir_lib.write_config(workdir, config)
     tokenizer = build_tokenizer(config, workdir)
     batch_size, seed = config.train.batch_size, config.data.get("seed", 0)

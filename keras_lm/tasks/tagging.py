@@ -20,6 +20,7 @@ from absl import logging
 
 from keras_lm.data import encoder_inputs
 from keras_lm.data import labeled
+from keras_lm.data.lm_pipeline import check_data_fields
 from keras_lm.metrics import tagging as tagging_metrics
 from keras_lm.tasks import masked_lm
 from keras_lm.tasks import workdir as workdir_lib
@@ -89,6 +90,7 @@ def _as_examples(dataset):
 def train(config, workdir):
     """Trains (or resumes) the tagger of `config` in `workdir`; returns a `TrainResult`."""
     workdir = os.fspath(workdir)
+    check_data_fields(config.data, default_config().data.keys())
     workdir_lib.write_config(workdir, config)
     train_sentences = load_sentences(config, "train")
     tags = labeled.label_vocabulary(t for s in train_sentences for t in s["tags"])

@@ -413,3 +413,11 @@ def test_build_lm_datasets_bad_config(letter_tokenizer, tmp_path):
         build_lm_datasets(
             {"source": {"train": str(corpus)}, "sequence_length": 4}, letter_tokenizer, 2
         )
+
+
+def test_a_misspelt_data_field_is_refused(byte_tokenizer):
+    config = ml_collections.ConfigDict({"sequence_length": 64, "shuffle_bufer": 1,
+                                        "pakcing": "document"})
+    with pytest.raises(ValueError, match=r"Unknown data config field\(s\) \['pakcing', "
+                                         r"'shuffle_bufer'\]. Known fields: .*'packing'"):
+        build_lm_datasets(config, byte_tokenizer, batch_size=8)

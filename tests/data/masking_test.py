@@ -106,3 +106,11 @@ def test_masked_lm_dataset_rows_and_resume():
         for x, y in zip(a, b):
             np.testing.assert_array_equal(x, y)
     assert any((b[0] == mask).any() for b in full)
+
+
+def test_masked_lm_data_refuses_a_misspelt_field():
+    from keras_lm.data.masking import build_masked_lm_datasets
+
+    with pytest.raises(ValueError, match=r"\['mask_rte'\]. Known fields: .*'mask_rate'"):
+        build_masked_lm_datasets({"sequence_length": 16, "mask_rte": 0.3},
+                                 CharTokenizer.fit(["ab"]), 4)
