@@ -19,5 +19,5 @@ def get_config():
                         dropout=0.2)
     config.train.update(steps=5000, batch_size=16, learning_rate=1e-3, warmup_steps=100,
                         min_learning_rate=1e-4, log_every=100, eval_every=500, eval_steps=50)
-    config.sample.update(prompts=("ROMEO:\n",), max_new_tokens=255)
+    config.sample.update(prompts=("ROMEO:\n",), max_new_tokens=248)  # + prompt <= 256
     return config

@@ -32,5 +32,5 @@ def get_config():
         eval_every=250,
         eval_steps=200,  # 200 x 12 x 64 = 154k validation characters per evaluation
     )
-    config.sample.update(prompts=("ROMEO:\n", "To be, or not"), max_new_tokens=63)
+    config.sample.update(prompts=("ROMEO:\n", "To be, or not"), max_new_tokens=50)  # + prompt <= 64
     return config

@@ -13,6 +13,8 @@ it back, so they need no --config. The same --workdir resumes training from its 
 checkpoint. This file only parses and dispatches: the work is in `keras_lm.tasks`.
 """
 
+import os
+import re
 import runpy
 import sys
 
@@ -32,7 +34,10 @@ _SPLIT = flags.DEFINE_enum("split", "validation", ["train", "validation", "test"
 _CHECKPOINT = flags.DEFINE_enum("checkpoint", "latest", ["latest", "best"],
                                 "evaluate/generate/export: which checkpoint to load.")
 _PROMPT = flags.DEFINE_multi_string("prompt", None, "generate: prompt text (repeatable).")
-_MAX_NEW_TOKENS = flags.DEFINE_integer("max_new_tokens", 200, "generate: tokens to add.")
+_MAX_NEW_TOKENS = flags.DEFINE_integer(
+    "max_new_tokens", None, "generate: the most tokens to add. Default: language models fill "
+    "the context (its length minus the longest prompt's tokens, at least 1), n-gram models add "
+    "200, sequence-to-sequence models stop at their target length.")
 _TEMPERATURE = flags.DEFINE_float("temperature", 0.8, "generate: 0 means greedy.")
 _TOP_K = flags.DEFINE_integer("top_k", 0, "generate: keep the k most likely tokens (0: off).")
 _TOP_P = flags.DEFINE_float("top_p", 1.0, "generate: nucleus mass (1.0: off).")
@@ -136,7 +141,7 @@ def _run_command(argv):
                 workdir, _TEXT.value, which=_CHECKPOINT.value, beam_size=_BEAM_SIZE.value,
                 length_penalty=_LENGTH_PENALTY.value, seed=_SEED.value,
                 stop_strings=_STOP.value,
-                max_new_tokens=_MAX_NEW_TOKENS.value if _MAX_NEW_TOKENS.present else None,
+                max_new_tokens=_MAX_NEW_TOKENS.value,
                 **sampling)
             for output in outputs:
                 print(output)
@@ -175,20 +180,32 @@ def check_config_overrides(argv):
     """Fails early, listing the valid fields, when a --config.a.b override names no field.
 
     ml_collections would raise an AttributeError with a traceback from inside flag parsing.
+    Reads the config file from --config=PATH or --config PATH; a missing file is an error
+    here too (ml_collections would defer it to a traceback on first use).
     """
     config_path = None
     overrides = []
-    for arg in argv[1:]:
-        if arg.startswith("--config="):
+    args = argv[1:]
+    for i, arg in enumerate(args):
+        if arg == "--":  # absl: the rest are positional arguments
+            break
+        if re.fullmatch(r"--?config", arg) and i + 1 < len(args):  # --config PATH
+            config_path = args[i + 1]
+        elif re.match(r"--?config=", arg):  # --config=PATH
             config_path = arg.split("=", 1)[1]
-        elif arg.startswith("--config."):
-            overrides.append(arg[len("--config."):].split("=", 1)[0])
-    if not overrides or config_path is None:
+        else:  # --config.a.b=value, --config.a.b value, --[no]config.a.b (booleans)
+            match = re.match(r"--?(?:no)?config\.([^=]+)", arg)
+            if match:
+                overrides.append(match.group(1))
+    if config_path is None:
         return
-    try:
-        config = runpy.run_path(config_path)["get_config"]()
-    except FileNotFoundError:
-        raise app.UsageError(f"Config file not found: --config={config_path}") from None
+    # A config path may carry an argument for get_config: --config=configs/NAME.py:ARG.
+    path, *config_args = config_path.split(":", 1)
+    if not os.path.isfile(path):
+        raise app.UsageError(f"Config file not found: --config={config_path}")
+    if not overrides:
+        return
+    config = runpy.run_path(path)["get_config"](*config_args)
     for override in overrides:
         node, walked = config, []
         for part in override.split("."):
@@ -203,12 +220,26 @@ def check_config_overrides(argv):
 
 
 def _parse_flags(argv):
+    """absl's flag parsing, with a mistake reported on one line, as main() reports errors.
+
+    An unknown flag, a bad value or a misspelt --config override prints
+    `keras-lm COMMAND: error: ...` and exits with status 1 (absl's status for flag errors),
+    instead of a traceback from inside the parser.
+    """
     try:
         check_config_overrides(argv)
-    except app.UsageError as error:
-        print(f"FATAL: {error}", file=sys.stderr)
-        sys.exit(2)
-    return flags.FLAGS(argv)
+        return flags.FLAGS(argv)
+    except (flags.Error, app.UsageError) as error:
+        message = str(error)
+    except (AttributeError, KeyError) as error:
+        # ml_collections' report of a bad --config.a.b override, should one get past
+        # check_config_overrides: AttributeError(KeyError("'b'\nDid you mean ...")).
+        while len(error.args) == 1 and isinstance(error.args[0], BaseException):
+            error = error.args[0]
+        message = " ".join(str(error.args[0] if len(error.args) == 1 else error).split())
+    command = next((arg for arg in argv[1:] if arg in COMMANDS), "")
+    print(f"keras-lm {command}: error: {message}", file=sys.stderr)
+    sys.exit(1)
 
 
 def run():

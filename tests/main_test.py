@@ -76,12 +76,152 @@ def test_train_evaluate_generate(tmp_path, config_file):
     assert result.returncode == 0, result.stderr[-3000:]
 
 
+def _keras_lm_concurrently(*arg_lists, timeout=300):
+    """`_keras_lm` for several commands at once (each pays the TensorFlow import)."""
+    processes = [subprocess.Popen([sys.executable, "-m", "keras_lm", *args],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env=_env()) for args in arg_lists]
+    results = []
+    for process, args in zip(processes, arg_lists):
+        stdout, stderr = process.communicate(timeout=timeout)
+        results.append(subprocess.CompletedProcess(args, process.returncode, stdout, stderr))
+    return results
+
+
+def _error_lines(stderr):
+    """stderr without TensorFlow's C++ start-up logging."""
+    return [line for line in stderr.splitlines() if line.strip() and not line.startswith(
+        ("I0000", "W0000", "E0000", "WARNING: All log messages"))]
+
+
 def test_unknown_override_lists_valid_fields(config_file, tmp_path):
-    result = _keras_lm("train", f"--config={config_file(2, 1)}", f"--workdir={tmp_path}/w",
-                       "--config.train.stepz=3")
-    assert result.returncode != 0
-    assert "Unknown config field 'train.stepz'" in result.stderr
-    assert "'steps'" in result.stderr and "Traceback" not in result.stderr
+    """As a user runs it: one error line, no traceback (the in-process tests cover more forms;
+    a bad override value is only checked here, as ml_collections defines its override flags
+    for good in the process that parses them)."""
+    config = config_file(2, 1)
+    workdir = f"--workdir={tmp_path}/w"
+    misspelt, bad_value = _keras_lm_concurrently(
+        ["train", "--config", config, workdir, "--config.train.stepz=3"],  # absl's other form
+        ["train", f"--config={config}", workdir, "--config.train.steps=abc"])
+    assert misspelt.returncode == 1, misspelt.stderr[-3000:]
+    assert "Traceback" not in misspelt.stderr
+    [line] = _error_lines(misspelt.stderr)
+    assert line.startswith(
+        "keras-lm train: error: Unknown config field 'train.stepz' in --config.train.stepz: "
+        "config.train has no field 'stepz'. Valid fields of config.train: [")
+    assert "'steps'" in line
+    assert bad_value.returncode == 1, bad_value.stderr[-3000:]
+    assert _error_lines(bad_value.stderr) == [
+        "keras-lm train: error: flag --config.train.steps=abc: invalid literal for int() with "
+        "base 10: 'abc'"]
+
+
+def _parse_in_process(monkeypatch, capsys, *args):
+    """Parses `keras-lm ARGS...`'s flags here: (exit status or None, stderr lines)."""
+    from absl import flags
+
+    from keras_lm import main
+
+    argv = ["keras-lm", *args]
+    monkeypatch.setattr(sys, "argv", argv)  # ml_collections reads overrides from sys.argv
+    code = None
+    try:
+        main._parse_flags(argv)
+    except SystemExit as error:
+        code = error.code
+    finally:
+        flags.FLAGS.unparse_flags()
+    return code, capsys.readouterr().err.splitlines()
+
+
+@pytest.mark.parametrize("args, error", [
+    (["evaluate", "--workdir=w", "--promt=hi"],
+     "keras-lm evaluate: error: Unknown command line flag 'promt'. Did you mean: prompt ?"),
+    (["evaluate", "--workdir=w", "--split=dev"],
+     "keras-lm evaluate: error: flag --split=dev: value should be one of "
+     "<train|validation|test>"),
+    (["generate", "--workdir=w", "--prompt=hi", "--max_new_tokens=abc"],
+     "keras-lm generate: error: flag --max_new_tokens=abc: invalid literal for int() with "
+     "base 10: 'abc'"),
+    (["train", "--config=missing.py", "--workdir=w"],
+     "keras-lm train: error: Config file not found: --config=missing.py"),
+    (["train", "--config", "missing.py", "--workdir=w"],
+     "keras-lm train: error: Config file not found: --config=missing.py"),
+])
+def test_flag_errors_are_one_line(monkeypatch, capsys, args, error):
+    assert _parse_in_process(monkeypatch, capsys, *args) == (1, [error])
+
+
+@pytest.mark.parametrize("form", ["--config={}", "--config {}", "-config {}"])
+def test_misspelt_override_in_every_config_form(monkeypatch, capsys, config_file, form):
+    config_args = form.format(config_file(2, 1)).split(" ")
+    code, lines = _parse_in_process(monkeypatch, capsys, "train", *config_args, "--workdir=w",
+                                    "--config.model.hiden_dim=8")
+    assert code == 1 and len(lines) == 1
+    assert lines[0].startswith(
+        "keras-lm train: error: Unknown config field 'model.hiden_dim' in "
+        "--config.model.hiden_dim: config.model has no field 'hiden_dim'.")
+    assert "'hidden_dim'" in lines[0]
+
+
+@pytest.fixture(scope="module")
+def tiny_workdir(tmp_path_factory):
+    """A 2-step char GPT workdir (context 16), trained in this process."""
+    from keras_lm.tasks import language_model
+    from keras_lm.testing.configs import shrink
+
+    directory = tmp_path_factory.mktemp("tiny_lm")
+    config = shrink(language_model.default_config(),
+                    write_tiny_corpus(str(directory / "corpus")), steps=2)
+    config.train.jit_compile = False
+    workdir = str(directory / "run")
+    language_model.train(config, workdir)
+    return workdir
+
+
+def _run_in_process(monkeypatch, capsys, *args):
+    """`keras-lm ARGS...` in this process: (exit status, stdout, stderr)."""
+    from absl import flags
+
+    from keras_lm import main
+
+    argv = ["keras-lm", *args]
+    monkeypatch.setattr(sys, "argv", argv)
+    code = 0
+    try:
+        main.main(main._parse_flags(argv))
+    except SystemExit as error:
+        code = error.code
+    finally:
+        flags.FLAGS.unparse_flags()
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_generate_fills_the_context_by_default(monkeypatch, capsys, tiny_workdir):
+    code, out, err = _run_in_process(monkeypatch, capsys, "generate",
+                                     f"--workdir={tiny_workdir}", "--prompt=it was",
+                                     "--temperature=0")
+    assert code == 0, err
+    assert out.startswith("it was") and len(out.rstrip("\n")) <= 16  # 6 + at most 10 new
+
+
+def test_generate_too_many_new_tokens_names_the_flags(monkeypatch, capsys, tiny_workdir):
+    code, out, err = _run_in_process(monkeypatch, capsys, "generate",
+                                     f"--workdir={tiny_workdir}", "--prompt=it was",
+                                     "--max_new_tokens=12")
+    assert code == 1 and out == ""
+    assert err.splitlines() == [
+        "keras-lm generate: error: A prompt of 6 tokens plus --max_new_tokens=12 exceeds the "
+        "model's context of 16 tokens. Pass a smaller --max_new_tokens (at most 10 here; leave "
+        "it out to fill the context), shorten the prompt, or pass --truncate (keeps the last 4 "
+        "prompt tokens)."]
+    code, out, err = _run_in_process(monkeypatch, capsys, "generate",
+                                     f"--workdir={tiny_workdir}", "--prompt=it was",
+                                     "--max_new_tokens=200")
+    assert code == 1 and err.splitlines() == [
+        "keras-lm generate: error: --max_new_tokens=200 does not fit the model's context of 16 "
+        "tokens: give 1 to 10 after this 6-token prompt, or leave it out to fill the context."]
 
 
 def test_usage_errors(tmp_path):
@@ -89,6 +229,15 @@ def test_usage_errors(tmp_path):
     assert result.returncode != 0 and "train | evaluate | generate" in result.stderr
     result = _keras_lm("evaluate", f"--workdir={tmp_path}/missing")
     assert result.returncode != 0 and "not a keras_lm workdir" in result.stderr
+
+
+def test_a_file_as_workdir_is_named(config_file, tmp_path):
+    path = tmp_path / "a_file"
+    path.write_text("")
+    result = _keras_lm("train", f"--config={config_file(2, 1)}", f"--workdir={path}")
+    assert result.returncode == 1
+    assert f"--workdir={path} is a file, but the workdir must be a directory" in result.stderr
+    assert "Errno" not in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.slow

@@ -39,7 +39,7 @@ MODEL_TYPES = {
 }
 # Counted, not trained by gradient: `train` counts, `load` reads the counts back.
 _COUNT_MODELS = ("ngram",)
-NGRAM_DIR = "ngram"
+NGRAM_DIR = workdir_lib.NGRAM_DIR
 # Config values meaning "unset" for fields whose constructor default is None (ml_collections
 # cannot override a None field from the command line, so configs use 0 instead).
 _ZERO_MEANS_NONE = ("intermediate_dim", "num_key_value_heads")
@@ -90,9 +90,13 @@ def build_model(model_config, vocabulary_size, tokenizer=None):
 
 
 def build_tokenizer(config, workdir=None):
-    """Loads the workdir's tokenizer, or builds it from `config.tokenizer` (and saves it)."""
+    """Loads the workdir's tokenizer, or builds it from `config.tokenizer` (and saves it).
+
+    A workdir tokenizer that is incomplete or was fitted on other settings is rebuilt while
+    the workdir holds no checkpoint (see `workdir.reusable_tokenizer`).
+    """
     directory = None if workdir is None else os.path.join(workdir, workdir_lib.TOKENIZER_DIR)
-    if directory is not None and os.path.isdir(directory):
+    if directory is not None and workdir_lib.reusable_tokenizer(workdir, config):
         return tokenizers.load_tokenizer(directory)
     tokenizer_config = config.tokenizer.to_dict()
     fit_splits = tokenizer_config.pop(_FIT_SPLITS_FIELD, ("train",))
@@ -103,7 +107,10 @@ def build_tokenizer(config, workdir=None):
         texts = []
         for split in fit_splits:
             texts.extend(_documents(config, split))
-    return tokenizers.from_config(tokenizer_config, texts=texts, directory=directory)
+    tokenizer = tokenizers.from_config(tokenizer_config, texts=texts, directory=directory)
+    if directory is not None:
+        workdir_lib.record_tokenizer_inputs(workdir, config)
+    return tokenizer
 
 
 def _documents(config, split):
@@ -176,19 +183,38 @@ def _train_em(config, workdir, tokenizer):
     """`train` by expectation-maximisation (Baum-Welch) for models that offer it (the HMM).
 
     The train split is cut into chunks of `config.em.chunk_length` tokens (each chunk starts
-    from the initial state distribution); `config.em.iterations` passes over all of them.
-    The result is saved as a checkpoint at step = iterations, so `evaluate`, `generate` and
-    export read it like a gradient-trained model. One `metrics.jsonl` line per run.
+    from the initial state distribution); `config.em.iterations` passes over all of them,
+    from an initialisation drawn with `config.train.seed` (the same config trains the same
+    model). The result is saved as a checkpoint at step = iterations, so `evaluate`,
+    `generate` and export read it like a gradient-trained model. One `metrics.jsonl` line
+    per run. A workdir that already holds that checkpoint is not trained again (as a
+    finished gradient run); EM keeps no checkpoints between iterations, so a run killed
+    part-way starts again from the first iteration.
     """
     import json
 
+    import keras
     import numpy as np
 
     from keras_lm.models.hmm_em import baum_welch
     from keras_lm.training import TrainResult
+    from keras_lm.training import resolve_train_config
     from keras_lm.training.checkpointing import model_checkpoint
 
     start = time.perf_counter()
+    directory = os.path.join(workdir, workdir_lib.CHECKPOINT_DIR)
+    latest = tf.train.latest_checkpoint(directory)
+    if latest is not None:
+        model = build_model(config.model, tokenizer.vocabulary_size, tokenizer)
+        done = tf.Variable(0, dtype=tf.int64)
+        model_checkpoint(model, step=done).restore(latest).expect_partial()
+        if int(done.numpy()) >= config.em.iterations:
+            logging.info("Nothing to train: restored %s (EM iteration %d >= iterations %d).",
+                         latest, int(done.numpy()), config.em.iterations)
+            return TrainResult(initial_step=int(done.numpy()), final_step=int(done.numpy()),
+                               history={}, wall_time_s=time.perf_counter() - start,
+                               tokens_per_second=0.0, model=model)
+    keras.utils.set_random_seed(resolve_train_config(config.get("train")).seed)
     model = build_model(config.model, tokenizer.vocabulary_size, tokenizer)
     length = config.em.get("chunk_length", 512)
     stream = np.concatenate([np.append(ids, tokenizer.eos_id)
@@ -203,8 +229,7 @@ def _train_em(config, workdir, tokenizer):
                      config.em.iterations, b)
     step = tf.Variable(config.em.iterations, dtype=tf.int64)
     manager = tf.train.CheckpointManager(
-        model_checkpoint(model, step=step),
-        os.path.join(workdir, workdir_lib.CHECKPOINT_DIR), max_to_keep=1)
+        model_checkpoint(model, step=step), directory, max_to_keep=1)
     manager.save(checkpoint_number=config.em.iterations)
     seconds = time.perf_counter() - start
     with open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8") as f:
@@ -225,7 +250,7 @@ def load(workdir, which="latest"):
         if not os.path.isdir(directory):
             raise FileNotFoundError(
                 f"No n-gram counts in {directory!r}: run `keras-lm train "
-                f"--workdir={workdir}` first."
+                f"--config=configs/NAME.py --workdir={workdir}` first."
             )
         model = model_class(config.model.type).load(directory, tokenizer.vocabulary_size)
         return config, tokenizer, model, 0
@@ -330,17 +355,63 @@ def _sample_counted(model, tokenizer, prompts, max_new_tokens, temperature, seed
     return texts
 
 
-def generate(workdir, prompts, max_new_tokens=200, which="latest", **kwargs):
-    """Loads a workdir and continues `prompts`; see `keras_lm.generation.generate`."""
+def _longest_prompt(tokenizer, prompts):
+    """Tokens in the longest of `prompts` (an empty one starts a document: 1 token)."""
+    return max(max(len(tokenizer.tokenize(prompt)), 1) for prompt in prompts)
+
+
+# `keras-lm generate` on an n-gram model (no context to fill) without --max_new_tokens.
+COUNTED_MAX_NEW_TOKENS = 200
+
+
+def generate(workdir, prompts, max_new_tokens=None, which="latest", **kwargs):
+    """`keras-lm generate`: loads a workdir and continues `prompts` (a list of str).
+
+    See `keras_lm.generation.generate` for the sampling arguments. `max_new_tokens=None`
+    fills the context: its length minus the longest prompt's tokens, at least 1 (an n-gram
+    model, which has no context, adds `COUNTED_MAX_NEW_TOKENS`). An explicit value outside
+    [1, context), or one that does not fit after a prompt (without `truncate`), is a
+    ValueError worded for the command line (--max_new_tokens, --truncate).
+    """
     _, tokenizer, model, _ = load(workdir, which)
     if not isinstance(model, keras.Model):
         unsupported = sorted(k for k in ("top_k", "top_p") if kwargs.get(k) not in (None, 0, 1.0))
         if unsupported:
             raise ValueError(f"The n-gram model samples with temperature only; drop {unsupported}.")
+        if max_new_tokens is None:
+            max_new_tokens = COUNTED_MAX_NEW_TOKENS
         return _sample_counted(model, tokenizer, prompts, max_new_tokens,
                                kwargs.get("temperature", 0.8), kwargs.get("seed"),
                                kwargs.get("stop_strings"))
-    return model.generate(list(prompts), max_new_tokens=max_new_tokens, tokenizer=tokenizer,
+    prompts = list(prompts)
+    context = model.sequence_length
+    longest = _longest_prompt(tokenizer, prompts)
+    room = context - longest  # new tokens that fit after the longest prompt
+    if max_new_tokens is None:
+        if room < 1 and not kwargs.get("truncate"):
+            raise ValueError(
+                f"A prompt of {longest} tokens leaves no room in the model's context of "
+                f"{context} tokens. Shorten the prompt, or pass --truncate (keeps its last "
+                f"{context - 1} tokens, or {context} - N with --max_new_tokens=N)."
+            )
+        max_new_tokens = max(1, room)
+    elif not 1 <= max_new_tokens < context:
+        limit = (f"give 1 to {room} after this {longest}-token prompt, or leave it out to fill "
+                 "the context" if room >= 1 else
+                 f"give 1 to {context - 1} (a prompt keeps at least one token) with --truncate")
+        raise ValueError(
+            f"--max_new_tokens={max_new_tokens} does not fit the model's context of {context} "
+            f"tokens: {limit}."
+        )
+    elif longest + max_new_tokens > context and not kwargs.get("truncate"):
+        fit = (f"Pass a smaller --max_new_tokens (at most {room} here; leave it out to fill "
+               "the context), shorten the prompt," if room >= 1 else "Shorten the prompt,")
+        raise ValueError(
+            f"A prompt of {longest} tokens plus --max_new_tokens={max_new_tokens} exceeds the "
+            f"model's context of {context} tokens. {fit} or pass --truncate (keeps the last "
+            f"{context - max_new_tokens} prompt tokens)."
+        )
+    return model.generate(prompts, max_new_tokens=max_new_tokens, tokenizer=tokenizer,
                           **kwargs)
 
 

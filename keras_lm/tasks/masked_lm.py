@@ -350,7 +350,9 @@ def fine_tuning_tokenizer(config, workdir, training_texts):
     pretrained = None
     if init_from:
         pretrained = tokenizers.load_tokenizer(os.path.join(init_from, workdir_lib.TOKENIZER_DIR))
-    if directory is not None and os.path.isdir(directory):
+    # An incomplete workdir tokenizer, or one built from other settings (another init_from,
+    # data source or tokenizer section), is rebuilt while the workdir holds no checkpoint.
+    if directory is not None and workdir_lib.reusable_tokenizer(workdir, config):
         tokenizer = tokenizers.load_tokenizer(directory)
         if pretrained is not None:
             check_same_vocabulary(tokenizer, pretrained, init_from)
@@ -358,6 +360,7 @@ def fine_tuning_tokenizer(config, workdir, training_texts):
     if pretrained is not None:
         if directory is not None:
             pretrained.save(directory)
+            workdir_lib.record_tokenizer_inputs(workdir, config)
             return tokenizers.load_tokenizer(directory)
         return pretrained
     tokenizer_config = config.tokenizer.to_dict()
@@ -367,7 +370,10 @@ def fine_tuning_tokenizer(config, workdir, training_texts):
         "model_file"
     ):
         texts = training_texts(fit_splits)
-    return tokenizers.from_config(tokenizer_config, texts=texts, directory=directory)
+    tokenizer = tokenizers.from_config(tokenizer_config, texts=texts, directory=directory)
+    if directory is not None:
+        workdir_lib.record_tokenizer_inputs(workdir, config)
+    return tokenizer
 
 
 def build_fine_tuned(head_class, config, tokenizer, num_labels, initialize=False):

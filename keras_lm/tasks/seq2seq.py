@@ -29,6 +29,7 @@ from absl import logging
 
 from keras_lm import tokenizers
 from keras_lm.data import seq2seq as seq2seq_data
+from keras_lm.data.lm_pipeline import check_data_fields
 from keras_lm.metrics import text_generation
 from keras_lm.tasks import workdir as workdir_lib
 from keras_lm.training import cross_entropy_sums
@@ -141,8 +142,11 @@ def build_tokenizers(config, workdir=None):
     """
     shared = config.target_tokenizer.type == SHARED
 
-    def build(section, directory, texts_of):
-        if directory is not None and os.path.isdir(directory):
+    def build(section, name, texts_of):
+        directory = None if workdir is None else os.path.join(workdir, name)
+        # An incomplete folder, or one fitted on other settings, is rebuilt while the workdir
+        # holds no checkpoint (see `workdir.reusable_tokenizer`).
+        if directory is not None and workdir_lib.reusable_tokenizer(workdir, config, name):
             return tokenizers.load_tokenizer(directory)
         tokenizer_config = section.to_dict()
         default_splits = config.tokenizer.get("fit_splits", ("train",))
@@ -154,18 +158,18 @@ def build_tokenizers(config, workdir=None):
             texts = []
             for split in fit_splits:
                 texts.extend(texts_of(load_split_pairs(config, split, workdir)))
-        return tokenizers.from_config(tokenizer_config, texts=texts, directory=directory)
-
-    def directory(name):
-        return None if workdir is None else os.path.join(workdir, name)
+        tokenizer = tokenizers.from_config(tokenizer_config, texts=texts, directory=directory)
+        if directory is not None:
+            workdir_lib.record_tokenizer_inputs(workdir, config, name)
+        return tokenizer
 
     if shared:
-        tokenizer = build(config.tokenizer, directory(workdir_lib.TOKENIZER_DIR),
+        tokenizer = build(config.tokenizer, workdir_lib.TOKENIZER_DIR,
                           lambda pairs: [text for pair in pairs for text in pair])
         return tokenizer, tokenizer
-    source = build(config.tokenizer, directory(workdir_lib.TOKENIZER_DIR),
+    source = build(config.tokenizer, workdir_lib.TOKENIZER_DIR,
                    lambda pairs: [pair[0] for pair in pairs])
-    target = build(config.target_tokenizer, directory(TARGET_TOKENIZER_DIR),
+    target = build(config.target_tokenizer, TARGET_TOKENIZER_DIR,
                    lambda pairs: [pair[1] for pair in pairs])
     return source, target
 
@@ -180,6 +184,7 @@ def _build(config, source_tokenizer, target_tokenizer):
 def train(config, workdir):
     """Trains (or resumes) the experiment `config` in `workdir`; returns a `TrainResult`."""
     workdir = os.fspath(workdir)
+    check_data_fields(config.data, default_config().data.keys())
     workdir_lib.write_config(workdir, config)
     source_tokenizer, target_tokenizer = build_tokenizers(config, workdir)
     logging.info("Vocabularies: source %d, target %d (%s).", source_tokenizer.vocabulary_size,

@@ -4,6 +4,7 @@ import io
 import os
 import re
 import shutil
+import tempfile
 
 import tensorflow as tf
 
@@ -233,12 +234,18 @@ class SentencePieceTokenizer(Tokenizer):
         except RuntimeError as e:
             raise _training_error(e, vocab_size) from e
 
+        # The model goes to a temporary file first and `save` puts it and tokenizer.json into
+        # `directory` together, so a kill meanwhile never leaves a model without its json.
         directory = os.fspath(directory)
-        os.makedirs(directory, exist_ok=True)
-        with open(os.path.join(directory, MODEL_FILE), "wb") as f:
-            f.write(model.getvalue())
-        tokenizer = cls(os.path.join(directory, MODEL_FILE))
-        tokenizer.save(directory)
+        handle, staged = tempfile.mkstemp(prefix="keras_lm_spm_", suffix=".model")
+        try:
+            with os.fdopen(handle, "wb") as f:
+                f.write(model.getvalue())
+            tokenizer = cls(staged)
+            tokenizer.save(directory)
+        finally:
+            os.remove(staged)
+        tokenizer.model_file = os.path.join(directory, MODEL_FILE)
         return tokenizer
 
     # ---- in graph -----------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 import json
 import os
+import shutil
+import uuid
 
 import tensorflow as tf
 
@@ -156,14 +158,31 @@ class Tokenizer(tf.Module):
 
         `keras_lm.tokenizers.load_tokenizer(directory)` reads it back.
 
+        The files are written into a temporary sibling folder first. A new `directory` is
+        that folder renamed into place, so a process killed while saving leaves either no
+        `directory` or a complete one, never assets without `tokenizer.json`. Into an
+        existing folder, its `tokenizer.json` is removed first and written last, so an
+        interrupted save leaves a folder `load_tokenizer` refuses, not a mismatched pair.
+
         Args:
             directory: a folder; created if missing. Existing tokenizer files are replaced.
         """
-        directory = os.fspath(directory)
-        os.makedirs(directory, exist_ok=True)
-        config = self._save_assets(directory)
-        with open(os.path.join(directory, TOKENIZER_JSON), "w", encoding="utf-8") as f:
-            json.dump({"class": type(self).__name__, "config": config}, f, indent=2)
+        directory = os.path.normpath(os.fspath(directory))
+        parent, name = os.path.split(directory)
+        os.makedirs(parent or os.curdir, exist_ok=True)
+        # os.mkdir (not tempfile.mkdtemp, whose folders are private) keeps the umask's mode.
+        staging = os.path.join(parent, f".{name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        os.mkdir(staging)
+        try:
+            config = self._save_assets(staging)
+            with open(os.path.join(staging, TOKENIZER_JSON), "w", encoding="utf-8") as f:
+                json.dump({"class": type(self).__name__, "config": config}, f, indent=2)
+            if os.path.isdir(directory):
+                _move_files_into(staging, directory)
+            else:
+                os.replace(staging, directory)  # atomic: all the files appear at once
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # nothing left once renamed
 
     def _save_assets(self, directory):
         """Writes any vocabulary/model file; returns the config stored in tokenizer.json."""
@@ -189,6 +208,17 @@ class Tokenizer(tf.Module):
 
     def __repr__(self):
         return f"{type(self).__name__}(vocabulary_size={self.vocabulary_size})"
+
+
+def _move_files_into(staging, directory):
+    """Moves a saved tokenizer's files into an existing folder, `tokenizer.json` last."""
+    target_json = os.path.join(directory, TOKENIZER_JSON)
+    if os.path.lexists(target_json):
+        os.remove(target_json)  # until the new one lands, the folder reads as incomplete
+    for entry in sorted(os.listdir(staging)):
+        if entry != TOKENIZER_JSON:
+            os.replace(os.path.join(staging, entry), os.path.join(directory, entry))
+    os.replace(os.path.join(staging, TOKENIZER_JSON), target_json)
 
 
 def _as_string_tensor(texts):

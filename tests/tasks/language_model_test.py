@@ -1,5 +1,6 @@
 import math
 import os
+import re
 
 import numpy as np
 import pytest
@@ -131,3 +132,152 @@ def test_hmm_trains_by_em_from_the_task(tmp_path, tiny_config):
     assert len(bits) == 5 and all(b1 <= b0 + 1e-6 for b0, b1 in zip(bits, bits[1:]))
     metrics = language_model.evaluate(workdir)
     assert metrics["step"] == 4 and 0 < metrics["bits_per_character"] < bits[0] + 1
+
+
+def test_hmm_em_is_seeded_and_a_finished_workdir_is_not_retrained(tmp_path, tiny_config):
+    import ml_collections
+
+    tiny_config.model = dict(type="hmm", num_states=3, sequence_length=64)
+    tiny_config.em = ml_collections.ConfigDict(dict(iterations=2, chunk_length=64))
+    first = language_model.train(tiny_config, str(tmp_path / "a"))
+    second = language_model.train(tiny_config, str(tmp_path / "b"))  # same config, same model
+    np.testing.assert_allclose(first.history["em_bits_per_token"],
+                               second.history["em_bits_per_token"], rtol=1e-6)
+    for a, b in zip(first.model.weights, second.model.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+    again = language_model.train(tiny_config, str(tmp_path / "a"))  # finished: nothing to do
+    assert (again.initial_step, again.final_step, again.history) == (2, 2, {})
+    for a, b in zip(again.model.weights, first.model.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    with open(tmp_path / "a" / "metrics.jsonl") as f:
+        assert len(f.readlines()) == 1  # no second EM run was recorded
+
+
+def _tiny_steps(config, steps):
+    config.train.update(steps=steps, eval_every=2, log_every=2, jit_compile=False)
+    return config
+
+
+def test_a_partial_tokenizer_without_checkpoints_is_rebuilt(tmp_path, tiny_config):
+    """A kill while the tokenizer was saved left its folder without tokenizer.json."""
+    workdir = tmp_path / "run"
+    (workdir / "tokenizer").mkdir(parents=True)
+    (workdir / "tokenizer" / "vocabulary.json").write_text("[]")
+    result = language_model.train(_tiny_steps(tiny_config, 2), str(workdir))
+    assert result.final_step == 2
+    assert (workdir / "tokenizer" / "tokenizer.json").is_file()
+    assert (workdir / "tokenizer" / workdir_lib.TOKENIZER_INPUTS_FILE).is_file()
+    # With checkpoints, an incomplete tokenizer is an error that says so (never a rebuild).
+    os.remove(workdir / "tokenizer" / "tokenizer.json")
+    with pytest.raises(ValueError, match="tokenizer of .* is incomplete.*checkpoints"):
+        language_model.build_tokenizer(tiny_config, str(workdir))
+
+
+@pytest.mark.parametrize("field, value, saved", [
+    ("data.seed", 1, 0),
+    ("data.packing", "document", "concat"),
+    ("data.source", "other/{split}/*.txt", None),
+    ("train.batch_size", 8, 4),
+    ("train.seed", 3, 0),
+])
+def test_a_resume_must_keep_the_data_batch_size_and_seed(tmp_path, tiny_config, field, value,
+                                                         saved):
+    workdir = str(tmp_path / "run")
+    language_model.train(_tiny_steps(tiny_config, 2), workdir)
+    with open(os.path.join(workdir, "config.json")) as f:
+        before = f.read()
+    changed = tiny_config.copy_and_resolve_references()
+    section, name = field.split(".")
+    saved = tiny_config[section][name] if saved is None else saved
+    changed[section][name] = value
+    expected = re.escape(f"{field} saved {saved!r}, now {value!r}")
+    with pytest.raises(ValueError, match=expected + r".*new --workdir.*set these fields back"):
+        language_model.train(changed, workdir)
+    with open(os.path.join(workdir, "config.json")) as f:
+        assert f.read() == before  # a refused resume leaves the record as it was
+
+
+def test_a_resume_may_extend_steps_and_keeps_the_previous_config(tmp_path, tiny_config):
+    import json
+
+    workdir = str(tmp_path / "run")
+    language_model.train(_tiny_steps(tiny_config, 2), workdir)
+    assert not os.path.exists(os.path.join(workdir, workdir_lib.CONFIG_HISTORY_FILE))
+    longer = _tiny_steps(tiny_config.copy_and_resolve_references(), 4)
+    longer.train.learning_rate = 5e-3  # the schedule, logging and keeping may change too
+    result = language_model.train(longer, workdir)
+    assert (result.initial_step, result.final_step) == (2, 4)
+    assert workdir_lib.read_config(workdir).train.steps == 4
+    with open(os.path.join(workdir, workdir_lib.CONFIG_HISTORY_FILE)) as f:
+        history = [json.loads(line) for line in f]
+    assert len(history) == 1 and history[0]["config"]["train"]["steps"] == 2
+    assert history[0]["latest_checkpoint"] == "ckpt-2"
+
+
+def test_a_failed_first_run_does_not_lock_the_workdir(tmp_path, tiny_config):
+    """A run that failed before its first checkpoint leaves config.json and tokenizer/ only."""
+    from keras_lm.testing.configs import TINY_TEXT
+
+    workdir = str(tmp_path / "run")
+    bad = _tiny_steps(tiny_config.copy_and_resolve_references(), 2)
+    bad.model.num_heads = 3  # does not divide hidden_dim=16
+    with pytest.raises(ValueError):
+        language_model.train(bad, workdir)
+    assert os.path.isfile(os.path.join(workdir, "config.json"))
+    assert not workdir_lib.has_trained_state(workdir)
+    # Another source too: the tokenizer fitted on the old one is rebuilt on the new text.
+    other = tmp_path / "other"
+    for split in ("train", "validation", "test"):
+        (other / split).mkdir(parents=True)
+        (other / split / "doc.txt").write_text(TINY_TEXT.upper() * 4)
+    good = _tiny_steps(tiny_config.copy_and_resolve_references(), 2)
+    good.data.source = str(other / "{split}" / "*.txt")
+    result = language_model.train(good, workdir)
+    assert result.final_step == 2
+    assert workdir_lib.has_trained_state(workdir)
+    assert workdir_lib.read_config(workdir).model.num_heads == 2
+    tokenizer = language_model.build_tokenizer(good, workdir)
+    assert "I" in tokenizer.characters and "i" not in tokenizer.characters
+
+
+def test_ngram_counts_are_trained_state(tmp_path, tiny_config):
+    tiny_config.model = dict(type="ngram", order=3)
+    workdir = str(tmp_path / "ngram")
+    language_model.train(tiny_config, workdir)
+    assert workdir_lib.has_trained_state(workdir)
+    changed = tiny_config.copy_and_resolve_references()
+    changed.data.sequence_length = 8
+    with pytest.raises(ValueError, match="data.sequence_length saved 16, now 8"):
+        language_model.train(changed, workdir)
+
+
+def test_workdir_messages(tmp_path, tiny_config):
+    path = tmp_path / "a_file"
+    path.write_text("")
+    with pytest.raises(FileExistsError, match="is a file, but the workdir must be a directory"):
+        language_model.train(tiny_config, str(path))
+    empty = str(tmp_path / "empty")
+    workdir_lib.write_config(empty, tiny_config)
+    with pytest.raises(FileNotFoundError, match=r"keras-lm train --config=configs/NAME.py "
+                                                r"--workdir="):
+        workdir_lib.checkpoint_path(empty)
+
+
+def test_generate_fills_the_context_unless_told_otherwise(tmp_path, tiny_config):
+    """`keras-lm generate` without --max_new_tokens: as many new tokens as fit (context 16)."""
+    tiny_config.train.update(steps=2, jit_compile=False)
+    workdir = str(tmp_path / "run")
+    language_model.train(tiny_config, workdir)
+    no_stop = dict(temperature=0.0, stop_token_ids=[])  # count every new token
+    # Char tokenizer: one token per character. In a batch the longest prompt sets the room.
+    texts = language_model.generate(workdir, ["it", "it was the "], **no_stop)
+    assert [len(t) for t in texts] == [16 - 11] * 2
+    assert len(language_model.generate(workdir, ["x" * 20], truncate=True, **no_stop)[0]) == 1
+    with pytest.raises(ValueError, match=r"A prompt of 16 tokens leaves no room in the model's "
+                                         r"context of 16 tokens\. .*--truncate"):
+        language_model.generate(workdir, ["x" * 16], **no_stop)
+    with pytest.raises(ValueError, match=r"plus --max_new_tokens=10 exceeds .*at most 9 here"):
+        language_model.generate(workdir, ["it was "], max_new_tokens=10, **no_stop)
+    with pytest.raises(ValueError, match=r"--max_new_tokens=16 does not fit .* give 1 to 9"):
+        language_model.generate(workdir, ["it was "], max_new_tokens=16, **no_stop)

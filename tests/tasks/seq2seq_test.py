@@ -1,7 +1,9 @@
+import os
 import pathlib
 import runpy
 
 import pytest
+import tensorflow as tf
 
 from keras_lm.tasks import seq2seq
 
@@ -79,3 +81,29 @@ def test_prepare_inputs_follows_the_training_sources():
         "long liue the king", "stand & vnfold"]
     config.data.source = "pairs.tsv"
     assert seq2seq.prepare_inputs(config, ["As Is."]) == ["As Is."]
+
+
+def test_workdir_tokenizers_are_rebuilt_when_partial_or_fitted_on_other_pairs(tmp_path):
+    """Without checkpoints: a folder a kill left without tokenizer.json, or a tokenizer fitted
+    on another data source, is rebuilt; with checkpoints an incomplete one is an error."""
+    first, second = tmp_path / "first.tsv", tmp_path / "second.tsv"
+    first.write_text("abc\txyz\nba\tzy\n", encoding="utf-8")
+    second.write_text("de\tuv\n", encoding="utf-8")
+    config = seq2seq.default_config()
+    config.data.source = str(first)
+    config.target_tokenizer.type = "char"
+    workdir = tmp_path / "run"
+    (workdir / "target_tokenizer").mkdir(parents=True)
+    (workdir / "target_tokenizer" / "vocabulary.json").write_text("[]")
+    _, target = seq2seq.build_tokenizers(config, str(workdir))
+    assert target.characters == ("x", "y", "z")
+    config.data.source = str(second)
+    source, target = seq2seq.build_tokenizers(config, str(workdir))
+    assert source.characters == ("d", "e") and target.characters == ("u", "v")
+    # Trained state: the incomplete folder is refused, not silently refitted.
+    (workdir / "checkpoints").mkdir()
+    checkpoint = tf.train.Checkpoint(step=tf.Variable(1))
+    checkpoint.save(str(workdir / "checkpoints" / "ckpt"))
+    os.remove(workdir / "target_tokenizer" / "tokenizer.json")
+    with pytest.raises(ValueError, match="incomplete"):
+        seq2seq.build_tokenizers(config, str(workdir))

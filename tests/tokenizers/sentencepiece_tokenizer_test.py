@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import sentencepiece
 import tensorflow as tf
@@ -191,3 +193,15 @@ def test_survives_keras_clear_session(trained, sample_texts):
     assert traced(tf.constant(sample_texts)).to_list() == expected
     keras.backend.clear_session()
     assert tokenizer.detokenize(expected).numpy().tolist() == [t.encode() for t in sample_texts]
+
+
+def test_train_writes_model_and_json_together(corpus, tmp_path):
+    """The model appears with its tokenizer.json (one rename), and the tokenizer points at it."""
+    directory = tmp_path / "spm"
+    tokenizer = SentencePieceTokenizer.train([corpus], directory, vocab_size=100)
+    assert sorted(os.listdir(tmp_path)) == ["spm"]  # no staging folder left behind
+    assert sorted(os.listdir(directory)) == ["spm.model", "tokenizer.json"]
+    assert tokenizer.model_file == str(directory / "spm.model")
+    assert load_tokenizer(directory).model_proto == tokenizer.model_proto
+    tokenizer.save(tmp_path / "copy")  # its model file is the one in `directory`
+    assert load_tokenizer(tmp_path / "copy").model_proto == tokenizer.model_proto

@@ -83,3 +83,37 @@ assert "sentencepiece" not in sys.modules, "sentencepiece was imported"
         [sys.executable, "-c", script], cwd=repo_root, env=env, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_save_is_atomic_a_failure_leaves_no_partial_directory(tmp_path, monkeypatch):
+    """A save interrupted after the assets (as by a kill) leaves no directory at all."""
+    from keras_lm.tokenizers import CharTokenizer
+    from keras_lm.tokenizers import load_tokenizer
+
+    tokenizer = CharTokenizer.fit(["abc"])
+    original = CharTokenizer._save_assets
+
+    def assets_then_die(self, directory):
+        original(self, directory)
+        raise KeyboardInterrupt  # stands in for the kill between assets and tokenizer.json
+
+    monkeypatch.setattr(CharTokenizer, "_save_assets", assets_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        tokenizer.save(tmp_path / "tok")
+    assert os.listdir(tmp_path) == []  # neither the directory nor a staging folder
+    monkeypatch.undo()
+    tokenizer.save(tmp_path / "tok")
+    assert sorted(os.listdir(tmp_path)) == ["tok"]
+    assert sorted(os.listdir(tmp_path / "tok")) == ["tokenizer.json", "vocabulary.json"]
+    assert load_tokenizer(tmp_path / "tok").characters == ("a", "b", "c")
+
+
+def test_save_into_an_existing_directory_replaces_the_tokenizer_and_keeps_other_files(tmp_path):
+    from keras_lm.tokenizers import CharTokenizer
+    from keras_lm.tokenizers import load_tokenizer
+
+    (tmp_path / "notes.txt").write_text("mine")
+    CharTokenizer.fit(["abc"]).save(tmp_path)
+    CharTokenizer.fit(["xy"]).save(tmp_path)
+    assert load_tokenizer(tmp_path).characters == ("x", "y")
+    assert sorted(os.listdir(tmp_path)) == ["notes.txt", "tokenizer.json", "vocabulary.json"]
