@@ -195,6 +195,8 @@ class HMMLanguageModel(GenerativeLM, keras.Model):
             float [B] (the compute dtype).
         """
         token_ids, mask = self._check_batch(token_ids, mask)
+        if token_ids.shape[1] == 0:  # empty sequences: P = 1 (a scan cannot run 0 steps)
+            return tf.zeros([token_ids.shape[0]], self.compute_dtype)
         return self._compiled("log_likelihood", _log_likelihood)(token_ids, mask)
 
     def viterbi(self, token_ids, mask=None):
@@ -208,6 +210,9 @@ class HMMLanguageModel(GenerativeLM, keras.Model):
             (paths int32 [B, T], -1 on padding; log_probs [B], log P(x, best path)).
         """
         token_ids, mask = self._check_batch(token_ids, mask)
+        if token_ids.shape[1] == 0:  # empty sequences: no states, P = 1
+            return (tf.zeros(token_ids.shape, tf.int32),
+                    tf.zeros([token_ids.shape[0]], self.compute_dtype))
         return self._compiled("viterbi", _viterbi)(token_ids, mask)
 
     def sample(self, num_sequences, length, seed=None):

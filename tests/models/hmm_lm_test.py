@@ -330,3 +330,14 @@ def test_bad_arguments():
         model.set_probabilities(transition=np.full((K, K), 0.5))
     with pytest.raises(ValueError, match="vocabulary"):
         generate(model, [[0, 9]], max_new_tokens=2)
+
+
+def test_empty_sequences_have_log_likelihood_zero():
+    # A batch of empty sequences ([B, 0], e.g. empty texts padded to their longest length):
+    # P(empty) = 1, and Viterbi has no state to return; the forward scan cannot run 0 steps.
+    model = tiny()
+    np.testing.assert_array_equal(np.asarray(model.log_likelihood(np.zeros((2, 0), int))),
+                                  [0.0, 0.0])
+    paths, log_probs = model.viterbi(np.zeros((2, 0), int))
+    assert np.asarray(paths).shape == (2, 0)
+    np.testing.assert_array_equal(np.asarray(log_probs), [0.0, 0.0])
