@@ -77,8 +77,20 @@ def load_labeled(source, split, text_column="text", label_column="label",
             if column not in row:
                 raise ValueError(
                     f"{argument}={column!r} is not a column of {source!r} (split {split!r}); "
-                    f"row {index} has the columns {sorted(row)}. Set {argument} to one of them."
+                    f"row {index} has the columns {sorted(map(str, row))}. Set {argument} to "
+                    "one of them."
                 )
+            if row[column] is None:  # a short CSV/TSV row, or a JSON null
+                raise ValueError(
+                    f"Row {index} of {source!r} (split {split!r}) has no value in column "
+                    f"{column!r} ({argument}): {row!r}. Fix or remove the row."
+                )
+        # csv.DictReader keeps the fields beyond the header's columns under the key None.
+        if any(v not in (None, "") for v in row.get(None) or ()):
+            raise ValueError(
+                f"Row {index} of {source!r} (split {split!r}) has more fields than the header "
+                f"({row[None]!r} left over): quote a text holding the delimiter."
+            )
         example = {"text": str(row[text_column]), "label": str(row[label_column])}
         if text_pair_column:
             example["text_pair"] = str(row[text_pair_column])
@@ -266,6 +278,8 @@ def read_conll(path, word_column=0, tag_column=-1):
         try:
             words.append(fields[word_column])
             tags.append(fields[tag_column])
+            if word_column % len(fields) == tag_column % len(fields):  # "word" with no tag
+                raise IndexError
         except IndexError:
             raise ValueError(
                 f"{path}:{number}: the line {line!r} has {len(fields)} column(s); "

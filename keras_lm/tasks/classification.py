@@ -203,6 +203,11 @@ def predict(workdir, text=None, text_pair=None, question=None, context=None, whi
     pairs = bool(config.data.get("text_pair_column", ""))
     if pairs and text_pair is None:
         raise ValueError("This classifier reads text pairs: give --text_pair too.")
+    if not pairs and text_pair is not None:
+        raise ValueError(
+            "This classifier reads single texts (config.data.text_pair_column is empty): "
+            f"drop --text_pair (received text_pair={text_pair!r})."
+        )
     example = {"text": text, "label": labels[0]}
     if pairs:
         example["text_pair"] = text_pair

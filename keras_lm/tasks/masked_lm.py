@@ -125,13 +125,22 @@ def build_tokenizer(config, workdir=None):
     return language_model.build_tokenizer(config, workdir)
 
 
-def _check_data(config):
+def check_sequence_length(config):
+    """Raises ValueError if the rows (`config.data`) are longer than the encoder's positions.
+
+    (Learned positions would fail inside training; sinusoidal ones would train rows that
+    the export, bounded by the backbone's `sequence_length`, refuses.)
+    """
     sequence_length = config.data.sequence_length
     if config.model.sequence_length < sequence_length:
         raise ValueError(
             f"config.data.sequence_length={sequence_length} is longer than the encoder's "
             f"config.model.sequence_length={config.model.sequence_length}."
         )
+
+
+def _check_data(config):
+    check_sequence_length(config)
     source = config.data.source
     if sources.names_same_documents(source, "train", "validation"):
         raise ValueError(

@@ -124,6 +124,7 @@ def train(config, workdir):
     """Trains (or resumes) the QA model of `config` in `workdir`; returns a `TrainResult`."""
     workdir = os.fspath(workdir)
     check_data_fields(config.data, default_config().data.keys())
+    masked_lm.check_sequence_length(config)
     workdir_lib.write_config(workdir, config)
     tokenizer = build_tokenizer(config, workdir)
     batch_size, seed = config.train.batch_size, config.data.get("seed", 0)

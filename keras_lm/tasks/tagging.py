@@ -91,6 +91,7 @@ def train(config, workdir):
     """Trains (or resumes) the tagger of `config` in `workdir`; returns a `TrainResult`."""
     workdir = os.fspath(workdir)
     check_data_fields(config.data, default_config().data.keys())
+    masked_lm.check_sequence_length(config)
     workdir_lib.write_config(workdir, config)
     train_sentences = load_sentences(config, "train")
     tags = labeled.label_vocabulary(t for s in train_sentences for t in s["tags"])

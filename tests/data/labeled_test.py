@@ -67,6 +67,31 @@ def test_conll_reader(tmp_path):
         labeled.load_tagged(path, "train", tag_column=5)
 
 
+def test_rows_with_missing_or_extra_fields_are_refused(tmp_path):
+    """A short row (or a JSON null) is not a text or label "None"; a CSV text with an unquoted
+    comma is not a shifted label."""
+    short = _write(tmp_path / "short.tsv", "text\tlabel\ngood movie\tpos\nbad movie\n")
+    with pytest.raises(ValueError, match=r"Row 1 .* no value in column 'label'"):
+        labeled.load_labeled(short, "train")
+    null = _write(tmp_path / "null.jsonl", '{"text": "a", "label": "x"}\n'
+                                           '{"text": null, "label": "y"}\n')
+    with pytest.raises(ValueError, match=r"Row 1 .* no value in column 'text'"):
+        labeled.load_labeled(null, "train")
+    extra = _write(tmp_path / "extra.csv", "text,label\ngood, really,pos\n")
+    with pytest.raises(ValueError, match=r"Row 0 .* more fields than the header \(\['pos'\]"):
+        labeled.load_labeled(extra, "train")
+    # An empty field is a value (an empty text); an empty trailing field is no extra field.
+    fine = _write(tmp_path / "fine.tsv", "text\tlabel\n\tneg\nok\tpos\t\n")
+    assert labeled.load_labeled(fine, "train") == [{"text": "", "label": "neg"},
+                                                   {"text": "ok", "label": "pos"}]
+
+
+def test_conll_line_without_a_tag_is_refused(tmp_path):
+    path = _write(tmp_path / "train.conll", "EU B-ORG\nrejects O\nGerman\ncall O\n")
+    with pytest.raises(ValueError, match=r"train.conll:3: the line 'German' has 1 column"):
+        labeled.load_tagged(path, "train")
+
+
 def test_squad_json(tmp_path):
     data = {"version": "1.1", "data": [{"title": "t", "paragraphs": [{
         "context": "Denver won the game in 2016.",

@@ -162,6 +162,14 @@ def test_module_equals_the_in_process_classifier(exported):
     assert empty["probabilities"].shape == (0, len(labels)) and empty["labels"].shape == (0,)
 
 
+def test_predict_refuses_a_pair_for_a_single_text_classifier(exported):
+    """`keras-lm predict --text_pair` on a single-text classifier is not silently ignored."""
+    _, workdir, _, _, labels, _ = exported
+    assert classification.predict(workdir, text="it was").split("\t")[0] in labels
+    with pytest.raises(ValueError, match="reads single texts.*drop --text_pair"):
+        classification.predict(workdir, text="it was", text_pair="the age")
+
+
 def test_pair_classifiers_serve_pairs_by_default(exported):
     _, _, _, tokenizer, labels, model = exported
     module = ClassifierModule(model, tokenizer, labels, text_pairs=True)

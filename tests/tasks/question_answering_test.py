@@ -40,3 +40,15 @@ def test_qa_trains_and_answers_with_a_span_of_the_context(tmp_path):
     with pytest.raises(ValueError, match="--question and --context"):
         question_answering.predict(workdir, text="What colour?")
     assert len(labeled.load_squad(config.data.source, "train")) == 12
+
+
+def test_rows_longer_than_the_encoder_are_refused_before_training(tmp_path):
+    """Sinusoidal positions would train such rows, then the export would refuse them."""
+    config = question_answering.default_config()
+    config.data.update(source=_write(tmp_path), sequence_length=48, stride=16)
+    config.model.update(sequence_length=40, position_encoding="sinusoidal", num_layers=1,
+                        num_heads=2, hidden_dim=16, intermediate_dim=32)
+    config.train.update(steps=1, batch_size=4, eval_every=1, jit_compile=False)
+    with pytest.raises(ValueError, match=r"sequence_length=48 is longer than the encoder's"):
+        question_answering.train(config, str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()

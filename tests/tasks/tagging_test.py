@@ -1,3 +1,5 @@
+import pytest
+
 from keras_lm.tasks import tagging
 
 SENTENCES = [("Anna met Bob", "B-PER O B-PER"), ("Bob saw Paris", "B-PER O B-LOC"),
@@ -30,3 +32,15 @@ def test_tagger_trains_evaluates_and_predicts_per_word(tmp_path):
     line = tagging.predict(workdir, text="Anna saw Rome")
     assert [pair.rsplit("/", 1)[0] for pair in line.split()] == ["Anna", "saw", "Rome"]
     assert line.split()[1] == "saw/O"
+
+
+def test_rows_longer_than_the_encoder_are_refused_before_training(tmp_path):
+    """Sinusoidal positions would train such rows, then the export would refuse them."""
+    config = tagging.default_config()
+    config.data.update(source=_write(tmp_path), sequence_length=32)
+    config.model.update(sequence_length=24, position_encoding="sinusoidal", num_layers=1,
+                        num_heads=2, hidden_dim=16, intermediate_dim=32)
+    config.train.update(steps=1, batch_size=4, eval_every=1, jit_compile=False)
+    with pytest.raises(ValueError, match=r"sequence_length=32 is longer than the encoder's"):
+        tagging.train(config, str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
