@@ -352,6 +352,14 @@ def load_squad(source, split, **options):
                 )
     if not examples:
         raise ValueError(f"No QA examples in source={source!r}, split={split!r}.")
+    seen = set()
+    for example in examples:  # evaluation scores answers by id: a repeat would drop one
+        if example["id"] in seen:
+            raise ValueError(
+                f"Question id {example['id']!r} appears more than once in source={source!r}, "
+                f"split={split!r}; SQuAD ids must be unique (the metrics key answers by id)."
+            )
+        seen.add(example["id"])
     return examples
 
 

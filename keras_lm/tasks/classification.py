@@ -102,6 +102,8 @@ def train(config, workdir):
 
     workdir = os.fspath(workdir)
     check_data_fields(config.data, default_config().data.keys())
+    if config.data.get("text_pair_column", ""):
+        masked_lm.check_pair_segments(config, "config.data.text_pair_column is set")
     if config.model.sequence_length < config.data.sequence_length:
         raise ValueError(
             f"config.data.sequence_length={config.data.sequence_length} is longer than the "

@@ -139,6 +139,21 @@ def check_sequence_length(config):
         )
 
 
+def check_pair_segments(config, what):
+    """Raises ValueError if the encoder has fewer than 2 segments but reads text pairs.
+
+    Args:
+        config: the fine-tuning config (`config.model.num_segments`, default 2).
+        what: str, what the pairs are (for the message), e.g. "question and context".
+    """
+    num_segments = config.model.get("num_segments", 2)
+    if num_segments < 2:
+        raise ValueError(
+            f"This task reads pairs ({what}): segment ids 0 and 1, but "
+            f"config.model.num_segments={num_segments}. Set config.model.num_segments=2."
+        )
+
+
 def _check_data(config):
     check_sequence_length(config)
     source = config.data.source

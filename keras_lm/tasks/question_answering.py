@@ -125,6 +125,7 @@ def train(config, workdir):
     workdir = os.fspath(workdir)
     check_data_fields(config.data, default_config().data.keys())
     masked_lm.check_sequence_length(config)
+    masked_lm.check_pair_segments(config, "question and context")
     workdir_lib.write_config(workdir, config)
     tokenizer = build_tokenizer(config, workdir)
     batch_size, seed = config.train.batch_size, config.data.get("seed", 0)

@@ -107,6 +107,12 @@ def test_squad_json(tmp_path):
     _write(tmp_path / "bad.json", json.dumps(data))
     with pytest.raises(ValueError, match="'Denver' is not at answer_start=3"):
         labeled.load_squad(str(tmp_path / "bad.json"), "validation")
+    data["data"][0]["paragraphs"][0]["qas"][0]["answers"][0]["answer_start"] = 0
+    qas = data["data"][0]["paragraphs"][0]["qas"]
+    qas.append(dict(qas[0], question="Who played?"))  # the same id twice
+    _write(tmp_path / "repeat.json", json.dumps(data))
+    with pytest.raises(ValueError, match="Question id 'q1' appears more than once"):
+        labeled.load_squad(str(tmp_path / "repeat.json"), "validation")
 
 
 def test_tfds_classification_sources_with_mock_data(tmp_path):

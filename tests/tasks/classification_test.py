@@ -51,6 +51,11 @@ def test_unknown_label_and_missing_column_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match=r"Unknown label 'maybe' in the validation split"):
         classification.train(config, str(tmp_path / "run"))
     config = tiny_config(source)
+    config.model.num_segments = 1  # pairs need segment ids 0 and 1
+    with pytest.raises(ValueError, match=r"reads pairs .*num_segments=1"):
+        classification.train(config, str(tmp_path / "run4"))
+    assert not (tmp_path / "run4").exists()
+    config = tiny_config(source)
     config.data.label_colum = "label"  # misspelt: refused before anything is written
     with pytest.raises(ValueError, match=r"Unknown data config field\(s\) \['label_colum'\]"):
         classification.train(config, str(tmp_path / "run3"))

@@ -52,3 +52,8 @@ def test_rows_longer_than_the_encoder_are_refused_before_training(tmp_path):
     with pytest.raises(ValueError, match=r"sequence_length=48 is longer than the encoder's"):
         question_answering.train(config, str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
+    config.data.sequence_length = 40
+    config.model.num_segments = 1  # question and context need segment ids 0 and 1
+    with pytest.raises(ValueError, match=r"reads pairs \(question and context\)"):
+        question_answering.train(config, str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
