@@ -149,6 +149,7 @@ class MultiHeadAttention(keras.layers.Layer):
     def build(self, query_shape, value_shape=None, key_shape=None):
         value_shape = query_shape if value_shape is None else value_shape
         key_shape = value_shape if key_shape is None else key_shape
+        _check_ranks(query_shape, value_shape, key_shape)
         output_dim = self.output_dim or query_shape[-1]
 
         h, k = self.num_heads, self.num_key_value_heads
@@ -205,6 +206,7 @@ class MultiHeadAttention(keras.layers.Layer):
                 f"Received: cache=None, cache_update_index={cache_update_index}"
             )
         key = value if key is None else key
+        _check_ranks(query.shape, value.shape, key.shape)
         start_index = 0 if cache_update_index is None else cache_update_index
 
         if key is value and value is query:  # self-attention: one matmul for Q, K and V
@@ -403,8 +405,12 @@ class MultiHeadAttention(keras.layers.Layer):
             output, (batch, query_length, self.num_heads, self.value_dim)
         )  # (B, T, H, Dv)
 
-    def compute_output_shape(self, query_shape, value_shape=None, key_shape=None):
-        return tuple(query_shape[:-1]) + (self.output_dim or query_shape[-1],)
+    def compute_output_shape(self, query_shape, value_shape=None, key_shape=None,
+                             cache_shape=None):
+        output_shape = tuple(query_shape[:-1]) + (self.output_dim or query_shape[-1],)
+        if cache_shape is not None:
+            return output_shape, tuple(cache_shape)  # call returns (output, new_cache)
+        return output_shape
 
     def get_config(self):
         config = super().get_config()
@@ -455,6 +461,15 @@ def causal_block_for(length):
     [64, 64, 64, 256]
     """
     return max(64, -(-length // 4))
+
+
+def _check_ranks(query_shape, value_shape, key_shape):
+    for name, shape in (("query", query_shape), ("value", value_shape), ("key", key_shape)):
+        if len(shape) != 3:
+            raise ValueError(
+                f"`{name}` must have rank 3 [batch, sequence, features]. "
+                f"Received: {name}.shape={tuple(shape)}"
+            )
 
 
 def _divisors(n):

@@ -47,6 +47,11 @@ class PositionEmbedding(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, start_index=0, positions=None):
+        if len(inputs.shape) != 3:
+            raise ValueError(
+                "PositionEmbedding expects inputs of rank 3 [batch, sequence, features]. "
+                f"Received: inputs.shape={tuple(inputs.shape)}"
+            )
         length = inputs.shape[1]
         end = None
         if isinstance(start_index, int) and length is not None:

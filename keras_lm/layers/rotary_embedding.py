@@ -51,6 +51,11 @@ class RotaryEmbedding(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, start_index=0, positions=None):
+        if len(inputs.shape) < 3:
+            raise ValueError(
+                "RotaryEmbedding expects inputs of rank 3 or more [batch, sequence, ..., "
+                f"features]. Received: inputs.shape={tuple(inputs.shape)}"
+            )
         dim = inputs.shape[-1]
         if dim is None or dim % 2:
             raise ValueError(

@@ -40,10 +40,19 @@ class SinusoidalPositionEncoding(keras.layers.Layer):
 
     def __init__(self, max_wavelength=10000.0, **kwargs):
         super().__init__(**kwargs)
+        if max_wavelength <= 0:
+            raise ValueError(
+                f"`max_wavelength` must be positive. Received: max_wavelength={max_wavelength}"
+            )
         self.max_wavelength = max_wavelength
         self.built = True
 
     def call(self, inputs, start_index=0, positions=None):
+        if len(inputs.shape) != 3:
+            raise ValueError(
+                "SinusoidalPositionEncoding expects inputs of rank 3 [batch, sequence, "
+                f"features]. Received: inputs.shape={tuple(inputs.shape)}"
+            )
         dim = inputs.shape[-1]
         if dim is None or dim % 2:
             raise ValueError(

@@ -206,7 +206,10 @@ class TransformerDecoderBlock(keras.layers.Layer):
             return x, self_attention_cache
         return x
 
-    def compute_output_shape(self, decoder_sequence_shape, encoder_sequence_shape=None):
+    def compute_output_shape(self, decoder_sequence_shape, encoder_sequence_shape=None,
+                             self_attention_cache_shape=None):
+        if self_attention_cache_shape is not None:
+            return decoder_sequence_shape, self_attention_cache_shape  # (output, new_cache)
         return decoder_sequence_shape
 
     def get_config(self):

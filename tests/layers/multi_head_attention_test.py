@@ -135,6 +135,36 @@ def test_bad_arguments(rng):
         MultiHeadAttention(num_heads=H, key_dim=DK, dropout=1.5)
 
 
+@pytest.mark.parametrize("shape", [(B, D), (B, T, 2, D)])
+def test_wrong_rank_is_a_clear_error(shape):
+    bad = np.zeros(shape, "float32")
+    good = np.zeros((B, T, D), "float32")
+    with pytest.raises(ValueError, match=r"`query` must have rank 3"):
+        MultiHeadAttention(num_heads=H, key_dim=DK)(bad, bad)
+    built = MultiHeadAttention(num_heads=H, key_dim=DK)
+    built(good, good)
+    with pytest.raises(ValueError, match=r"`value` must have rank 3"):
+        built(good, bad)
+
+
+def test_symbolic_call_with_cache_returns_output_and_cache(rng):
+    # A symbolic (functional) call with a cache gives (output, new_cache), as eagerly.
+    layer = MultiHeadAttention(H, DK, num_key_value_heads=2, output_dim=10)
+    x = rng.normal(size=(B, 1, D)).astype("float32")
+    cache = rng.normal(size=(B, 2, 2, T, DK)).astype("float32")
+    kwargs = dict(use_causal_mask=True, cache_update_index=3)
+    eager_out, eager_cache = layer(x, x, cache=cache, **kwargs)
+    x_in = keras.Input((1, D), batch_size=B)
+    cache_in = keras.Input((2, 2, T, DK), batch_size=B)
+    outputs = layer(x_in, x_in, cache=cache_in, **kwargs)
+    assert isinstance(outputs, tuple) and len(outputs) == 2
+    assert tuple(outputs[0].shape) == (B, 1, 10)
+    assert tuple(outputs[1].shape) == (B, 2, 2, T, DK)
+    out, new_cache = keras.Model([x_in, cache_in], outputs).predict_on_batch([x, cache])
+    np.testing.assert_allclose(out, eager_out, atol=1e-6)
+    np.testing.assert_allclose(new_cache, eager_cache, atol=1e-6)
+
+
 def test_projections_start_different():
     """One unseeded initializer shared by q/k/v would start them identical (Keras 3)."""
     layer = MultiHeadAttention(num_heads=H, key_dim=DK)

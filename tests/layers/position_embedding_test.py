@@ -43,3 +43,9 @@ def test_sequence_longer_than_table_is_an_error():
         layer(np.zeros((1, 2, 2), "float32"), start_index=3)
     with pytest.raises(ValueError, match="sequence_length"):
         PositionEmbedding(sequence_length=0)
+
+
+def test_wrong_rank_is_an_error():
+    # A [B, D] input used to be read as [B, T] and fail with a misleading length error.
+    with pytest.raises(ValueError, match="rank 3"):
+        PositionEmbedding(sequence_length=4)(np.zeros((2, 8), "float32"))

@@ -61,3 +61,8 @@ def test_bad_arguments():
         RotaryEmbedding()(np.zeros((1, 3, 1, 5), "float32"))
     with pytest.raises(ValueError, match="max_wavelength"):
         RotaryEmbedding(max_wavelength=0)
+
+
+def test_rank_two_input_is_a_clear_error():
+    with pytest.raises(ValueError, match="rank 3 or more"):
+        RotaryEmbedding()(np.zeros((2, 8), "float32"))

@@ -41,3 +41,15 @@ def test_layer_contract():
 def test_odd_width_is_an_error():
     with pytest.raises(ValueError, match="even"):
         SinusoidalPositionEncoding()(np.zeros((1, 3, 5), "float32"))
+
+
+def test_wrong_rank_is_an_error():
+    # A [B, D] input used to be read as [T, D] and silently give a [1, B, D] encoding.
+    with pytest.raises(ValueError, match="rank 3"):
+        SinusoidalPositionEncoding()(np.zeros((2, 8), "float32"))
+
+
+def test_non_positive_max_wavelength_is_an_error():
+    # max_wavelength=0 used to give NaN encodings silently.
+    with pytest.raises(ValueError, match="max_wavelength"):
+        SinusoidalPositionEncoding(max_wavelength=0)

@@ -152,3 +152,21 @@ def test_bad_arguments(rng):
     block = TransformerDecoderBlock(H, F)
     with pytest.raises(ValueError, match="cache_update_index"):
         block(x, self_attention_cache=np.zeros((1, 2, H, 4, D // H), "float32"))
+
+
+def test_symbolic_call_with_cache_returns_output_and_cache(rng):
+    # The output spec of a call with a cache is (output, new_cache), as in eager calls.
+    block = TransformerDecoderBlock(H, F)
+    x = rng.normal(size=(B, 1, D)).astype("float32")
+    cache = rng.normal(size=(B, 2, H, T, D // H)).astype("float32")
+    eager_out, eager_cache = block(x, self_attention_cache=cache,
+                                   self_attention_cache_update_index=2)
+    x_in = keras.Input((1, D), batch_size=B)
+    cache_in = keras.Input((2, H, T, D // H), batch_size=B)
+    outputs = block(x_in, self_attention_cache=cache_in, self_attention_cache_update_index=2)
+    assert isinstance(outputs, tuple) and len(outputs) == 2
+    assert tuple(outputs[0].shape) == (B, 1, D)
+    assert tuple(outputs[1].shape) == (B, 2, H, T, D // H)
+    out, new_cache = keras.Model([x_in, cache_in], outputs).predict_on_batch([x, cache])
+    np.testing.assert_allclose(out, eager_out, atol=1e-6)
+    np.testing.assert_allclose(new_cache, eager_cache, atol=1e-6)
