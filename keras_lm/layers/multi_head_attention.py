@@ -127,6 +127,12 @@ class MultiHeadAttention(keras.layers.Layer):
                 f"{_divisors(num_heads)}. Received: num_heads={num_heads}, "
                 f"num_key_value_heads={num_key_value_heads}"
             )
+        value_dim_ = key_dim if value_dim is None else value_dim
+        if key_dim < 1 or value_dim_ < 1:
+            raise ValueError(
+                "`key_dim` and `value_dim` (the width of each head) must be positive. "
+                f"Received: key_dim={key_dim}, value_dim={value_dim}"
+            )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
         if causal_blocks not in ("auto", True, False):
@@ -137,7 +143,7 @@ class MultiHeadAttention(keras.layers.Layer):
         self.num_heads = num_heads
         self.key_dim = key_dim
         self.num_key_value_heads = num_key_value_heads
-        self.value_dim = key_dim if value_dim is None else value_dim
+        self.value_dim = value_dim_
         self.output_dim = output_dim
         self.dropout = dropout
         self.use_bias = use_bias

@@ -133,6 +133,9 @@ def test_bad_arguments(rng):
         layer(x, x, cache=np.zeros((B, 2, H, T, DK), "float32"))
     with pytest.raises(ValueError, match="dropout"):
         MultiHeadAttention(num_heads=H, key_dim=DK, dropout=1.5)
+    for widths in ({"key_dim": 0}, {"key_dim": DK, "value_dim": 0}):
+        with pytest.raises(ValueError, match="the width of each head"):
+            MultiHeadAttention(num_heads=H, **widths)
 
 
 @pytest.mark.parametrize("shape", [(B, D), (B, T, 2, D)])
