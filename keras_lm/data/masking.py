@@ -188,11 +188,14 @@ def masked_lm_dataset(
     )
 
 
+# The fields of a masked-LM data config, see `build_masked_lm_datasets`.
+MASKED_LM_DATA_FIELDS = ("source", "sequence_length", "mask_rate", "shuffle_buffer", "seed",
+                         "source_options")
+
 def build_masked_lm_datasets(data_config, tokenizer, batch_size, start_step=0):
     """(train, validation) masked-LM datasets of a data config (fields as `build_lm_datasets`,
     plus `mask_rate`, default 0.15; `packing` does not apply: one text a row)."""
-    lm_pipeline.check_data_fields(data_config, (
-        "source", "sequence_length", "mask_rate", "shuffle_buffer", "seed", "source_options"))
+    lm_pipeline.check_data_fields(data_config, MASKED_LM_DATA_FIELDS)
     get = data_config.get
     options = get("source_options", None) or {}
     if hasattr(options, "to_dict"):

@@ -123,6 +123,7 @@ def _documents(config, split):
 def train(config, workdir):
     """Trains (or resumes) the experiment `config` in `workdir`; returns a `TrainResult`."""
     workdir = os.fspath(workdir)
+    lm_data.lm_pipeline.check_data_fields(config.data, lm_data.lm_pipeline.DATA_FIELDS)
     workdir_lib.write_config(workdir, config)
     tokenizer = build_tokenizer(config, workdir)
     logging.info("Tokenizer %s, vocabulary %d.", type(tokenizer).__name__,

@@ -20,6 +20,7 @@ import tensorflow as tf
 from absl import logging
 
 from keras_lm.data import encoder_inputs
+from keras_lm.data import lm_pipeline
 from keras_lm.data import masking
 from keras_lm.data import sources
 from keras_lm.tasks import language_model
@@ -155,6 +156,7 @@ def check_pair_segments(config, what):
 
 
 def _check_data(config):
+    lm_pipeline.check_data_fields(config.data, masking.MASKED_LM_DATA_FIELDS)
     check_sequence_length(config)
     source = config.data.source
     if sources.names_same_documents(source, "train", "validation"):

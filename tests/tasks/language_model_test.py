@@ -281,3 +281,10 @@ def test_generate_fills_the_context_unless_told_otherwise(tmp_path, tiny_config)
         language_model.generate(workdir, ["it was "], max_new_tokens=10, **no_stop)
     with pytest.raises(ValueError, match=r"--max_new_tokens=16 does not fit .* give 1 to 9"):
         language_model.generate(workdir, ["it was "], max_new_tokens=16, **no_stop)
+
+
+def test_a_misspelt_data_field_is_refused_before_anything_is_written(tmp_path, tiny_config):
+    tiny_config.data.shuffle_bufer = 1
+    with pytest.raises(ValueError, match=r"Unknown data config field\(s\) \['shuffle_bufer'\]"):
+        language_model.train(tiny_config, str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
