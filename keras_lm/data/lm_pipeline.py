@@ -109,6 +109,15 @@ def lm_dataset(
     _check_non_negative_int("seed", seed)
     _check_non_negative_int("start_step", start_step)
     _check_packing(packing)
+    for name in ("eos_id", "pad_id"):
+        value = getattr(tokenizer, name, None)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ValueError(
+                f"The tokenizer needs an int {name} (the stream's document separator is eos_id, "
+                f"padding is pad_id); received {name}={value!r} from {type(tokenizer).__name__}. "
+                "Use a tokenizer with bos/eos pieces (e.g. one made by "
+                "SentencePieceTokenizer.train)."
+            )
     if not training and start_step:
         raise ValueError(
             f"start_step only applies to training; received start_step={start_step} with "
@@ -257,17 +266,25 @@ def build_lm_datasets(data_config, tokenizer, batch_size, start_step=0):
     options = get("source_options", None) or {}
     if hasattr(options, "to_dict"):
         options = options.to_dict()
-    train_ds = lm_dataset(
-        sources.text_dataset(source, "train", **options),
-        tokenizer,
-        sequence_length,
-        batch_size,
-        training=True,
-        packing=packing,
-        shuffle_buffer=get("shuffle_buffer", 10_000),
-        seed=get("seed", 0),
-        start_step=start_step,
-    )
+    try:
+        train_ds = lm_dataset(
+            sources.text_dataset(source, "train", **options),
+            tokenizer,
+            sequence_length,
+            batch_size,
+            training=True,
+            packing=packing,
+            shuffle_buffer=get("shuffle_buffer", 10_000),
+            seed=get("seed", 0),
+            start_step=start_step,
+        )
+    except ValueError as error:
+        if "too small for one batch" not in str(error):
+            raise
+        # lm_dataset sees a Dataset only: say which corpus was too small.
+        raise ValueError(
+            f"{error} The corpus: data_config.source={source!r}, split='train'."
+        ) from error
     validation_ds = lm_dataset(
         sources.text_dataset(source, "validation", **options),
         tokenizer,

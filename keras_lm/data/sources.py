@@ -78,7 +78,8 @@ def load_documents(source, split="train", **options):
         documents = shakespeare_lib.shakespeare_documents(split, target)
     elif kind == "tfds":
         documents = [
-            text.decode("utf-8") for text in _tfds_strings(target, **options).as_numpy_iterator()
+            _decode_utf8(text, f"example {index} of {source!r} (split={split!r})")
+            for index, text in enumerate(_tfds_strings(target, **options).as_numpy_iterator())
         ]
     else:
         documents = [_read_utf8(path) for path in _list_files(target)]
@@ -278,6 +279,16 @@ def _read_utf8(path):
     except UnicodeDecodeError as error:
         raise ValueError(
             f"File {path!r} is not valid UTF-8 ({error}). Re-encode it as UTF-8."
+        ) from error
+
+
+def _decode_utf8(data, what):
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"The text of {what} is not valid UTF-8 ({error}). Use `text_dataset`, which "
+            "streams the bytes as they are, or choose a UTF-8 text feature."
         ) from error
 
 

@@ -44,8 +44,14 @@ def load_tokenizer(directory):
             "Write one with `tokenizer.save(directory)`."
         )
     with open(path, encoding="utf-8") as f:
-        saved = json.load(f)
-    class_name = saved.get("class")
+        try:
+            saved = json.load(f)
+        except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+            raise ValueError(
+                f"{path!r} is not a valid {TOKENIZER_JSON} ({e}); write it again with "
+                "`tokenizer.save(directory)`."
+            ) from e
+    class_name = saved.get("class") if isinstance(saved, dict) else None
     if class_name not in TOKENIZER_CLASSES:
         raise ValueError(
             f"{path!r} names an unknown tokenizer class {class_name!r}; "

@@ -11,6 +11,7 @@ from keras_lm.tokenizers.tokenizer import Tokenizer
 VOCABULARY_JSON = "vocabulary.json"
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")
 REPLACEMENT_CHARACTER = "\ufffd"
+_INVALID_UTF8 = 0xD800  # a surrogate: never a decoded character, refused in vocabularies
 
 
 class CharTokenizer(Tokenizer):
@@ -90,7 +91,11 @@ class CharTokenizer(Tokenizer):
     # ---- in graph -----------------------------------------------------------------------
 
     def _tokenize_batch(self, texts):
-        code_points = tf.strings.unicode_decode(texts, "UTF-8")  # int32 [B, None]
+        # Invalid UTF-8 decodes to a lone surrogate, which no vocabulary holds, so it becomes
+        # unk_id even when U+FFFD (the op's default replacement) is a vocabulary character.
+        code_points = tf.strings.unicode_decode(
+            texts, "UTF-8", errors="replace", replacement_char=_INVALID_UTF8
+        )  # int32 [B, None]
         return code_points.with_flat_values(
             self._table.lookup(tf.cast(code_points.flat_values, tf.int64))
         )

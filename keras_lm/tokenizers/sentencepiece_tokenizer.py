@@ -3,7 +3,6 @@
 import io
 import os
 import re
-import shutil
 import tempfile
 
 import tensorflow as tf
@@ -164,9 +163,11 @@ class SentencePieceTokenizer(Tokenizer):
         kept, so `detokenize(tokenize(text)) == text` for text made of known characters.
 
         Args:
-            files_or_texts: a path (str or `os.PathLike`) or list of paths of UTF-8 text files,
-                or an iterable of python str texts. A list is read as paths when its first item
-                is an `os.PathLike` or a str naming an existing file.
+            files_or_texts: a path (str or `os.PathLike`) or list of paths of UTF-8 text files
+                (read without newline translation, like str texts), or an iterable of python
+                str texts. A list is read as paths when its first item is an `os.PathLike` or a
+                str naming an existing file; a first item that names no file but looks like a
+                path (one word with "/" or a suffix such as ".txt") is a FileNotFoundError.
             directory: folder to write the model into (created if missing).
             vocab_size: exact number of ids, the 4 specials and user symbols included. Too
                 large for the text is a ValueError that says the largest possible value.
@@ -307,9 +308,10 @@ class SentencePieceTokenizer(Tokenizer):
         return {"model_file": self.model_file}
 
     def _save_assets(self, directory):
-        target = os.path.join(directory, MODEL_FILE)
-        if not (os.path.exists(target) and os.path.samefile(target, self.model_file)):
-            shutil.copyfile(self.model_file, target)
+        # The model held in memory, not `self.model_file` again: that file may since have been
+        # deleted or overwritten (e.g. by training another model into the same directory).
+        with open(os.path.join(directory, MODEL_FILE), "wb") as f:
+            f.write(self._model_proto)
         return {"model_file": MODEL_FILE}
 
     @classmethod
@@ -334,6 +336,13 @@ def _training_sentences(files_or_texts):
             and os.path.isfile(first)
         ):
             paths = list(items)
+        elif _looks_like_a_path(first):
+            # A mistyped path would otherwise be trained on as a one-word text.
+            raise FileNotFoundError(
+                f"SentencePiece training file not found: {first!r}. `files_or_texts` is read as "
+                "texts unless its first item names an existing file; fix the path, or pass "
+                "texts that hold more than one word."
+            )
         else:
             for text in items:
                 if not isinstance(text, str):
@@ -341,15 +350,36 @@ def _training_sentences(files_or_texts):
                         "`files_or_texts` must hold python str texts or file paths. "
                         f"Received an item of type {type(text).__name__}."
                     )
-                yield from _chunk_lines(text.splitlines(keepends=True))
+                yield from _chunk_lines(io.StringIO(text, newline=""))
             return
     paths = [os.fspath(path) for path in paths]
     for path in paths:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"SentencePiece training file not found: {path!r}.")
     for path in paths:
-        with open(path, encoding="utf-8") as f:
-            yield from _chunk_lines(f)
+        # newline="": no newline translation, so "\r\n" text trains "\r" like a str text would
+        # (and as `keras_lm.data.sources` reads files); lines split as for str texts above.
+        with open(path, encoding="utf-8", newline="") as f:
+            try:
+                yield from _chunk_lines(f)
+            except UnicodeDecodeError as error:
+                raise ValueError(
+                    f"SentencePiece training file {path!r} is not valid UTF-8 ({error}). "
+                    "Re-encode it as UTF-8."
+                ) from error
+
+
+_PATH_SUFFIXES = (".txt", ".text", ".md", ".csv", ".tsv", ".json", ".jsonl", ".gz")
+
+
+def _looks_like_a_path(item):
+    """Whether a str that names no file still looks like a path (one word with "/" or ".txt")."""
+    return (
+        isinstance(item, str)
+        and 0 < len(item) < 4096
+        and not any(c.isspace() for c in item)
+        and ("/" in item or os.sep in item or item.lower().endswith(_PATH_SUFFIXES))
+    )
 
 
 def _chunk_lines(lines):
@@ -387,9 +417,11 @@ def _training_error(error, vocab_size):
             f"Received: vocab_size={vocab_size}."
         )
     if "smaller than required_chars" in message:
+        required = re.search(r"required_chars\. \d+ vs (\d+)", message)
+        needed = f" (at least {required.group(1)} here)" if required else ""
         return ValueError(
-            "`vocab_size` is smaller than the number of characters to cover (plus specials "
-            "and user symbols). Raise vocab_size or lower character_coverage. "
+            "`vocab_size` is smaller than the number of characters to cover plus specials "
+            f"and user symbols{needed}. Raise vocab_size or lower character_coverage. "
             f"Received: vocab_size={vocab_size}. SentencePiece said: {message}"
         )
     return ValueError(f"SentencePiece training failed: {message}")

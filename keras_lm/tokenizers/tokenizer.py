@@ -239,10 +239,33 @@ def _as_string_tensor(texts):
     try:
         return tf.convert_to_tensor(texts, dtype=tf.string)
     except (TypeError, ValueError) as e:
+        bad = _first_text_without_utf8(texts)
+        if bad is not None:
+            raise ValueError(
+                "`texts` holds a str with no UTF-8 form (a lone surrogate, e.g. from decoding "
+                "bytes with errors='surrogateescape'); fix or drop those characters. "
+                f"Received: {bad!r:.200}."
+            ) from e
         raise TypeError(
             "`texts` must be a str, a list of str or a tf.string tensor. "
             f"Received: texts={texts!r:.200}."
         ) from e
+
+
+def _first_text_without_utf8(texts):
+    """The first python str of `texts` (a str or a flat sequence) that UTF-8 cannot encode."""
+    items = [texts] if isinstance(texts, str) else texts
+    try:
+        items = list(items)
+    except TypeError:
+        return None
+    for item in items:
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return item
+    return None
 
 
 def _as_int_tensor(ids):
@@ -250,7 +273,7 @@ def _as_int_tensor(ids):
     if isinstance(ids, tf.RaggedTensor):
         if not ids.dtype.is_integer:
             raise TypeError(f"`ids` must be integers. Received: ids with dtype {ids.dtype.name}.")
-        return tf.cast(ids, tf.int32)
+        return ids.with_flat_values(_to_int32(ids.flat_values))
     if isinstance(ids, (list, tuple)) and any(isinstance(row, (list, tuple)) for row in ids):
         return tf.ragged.constant(ids, dtype=tf.int32)
     if isinstance(ids, (list, tuple)) and not ids:
@@ -258,4 +281,17 @@ def _as_int_tensor(ids):
     ids = tf.convert_to_tensor(ids)
     if not ids.dtype.is_integer:
         raise TypeError(f"`ids` must be integers. Received: ids with dtype {ids.dtype.name}.")
-    return tf.cast(ids, tf.int32)
+    return _to_int32(ids)
+
+
+def _to_int32(ids):
+    """Casts integer ids to int32; ids beyond int32 become -1 (out of range) instead of
+    wrapping around onto a valid id (int64 2**32 + 5 would otherwise read as id 5)."""
+    if ids.dtype in (tf.int8, tf.int16, tf.int32, tf.uint8, tf.uint16):
+        return tf.cast(ids, tf.int32)
+    if ids.dtype == tf.uint64:
+        fits = ids <= tf.constant(2**31 - 1, tf.uint64)
+    else:  # int64, uint32
+        wide = tf.cast(ids, tf.int64)
+        fits = (wide >= -(2**31)) & (wide <= 2**31 - 1)
+    return tf.where(fits, tf.cast(ids, tf.int32), -1)

@@ -421,3 +421,25 @@ def test_a_misspelt_data_field_is_refused(byte_tokenizer):
     with pytest.raises(ValueError, match=r"Unknown data config field\(s\) \['pakcing', "
                                          r"'shuffle_bufer'\]. Known fields: .*'packing'"):
         build_lm_datasets(config, byte_tokenizer, batch_size=8)
+
+
+def test_build_lm_datasets_too_small_train_split_names_the_source(letter_tokenizer, tmp_path):
+    for split, text in [("train", "abc"), ("validation", "abcdef")]:
+        (tmp_path / split).mkdir()
+        (tmp_path / split / "a.txt").write_text(text)
+    source = str(tmp_path / "{split}" / "*.txt")
+    # "abc": [eos] a b c [eos] = 5 tokens; B=2, T=4 needs 9.
+    with pytest.raises(ValueError, match=r"5 tokens.*needs 9 tokens.*source='.*\{split\}.*"
+                                         r"split='train'"):
+        build_lm_datasets({"source": source, "sequence_length": 4}, letter_tokenizer, 2)
+    train, _ = build_lm_datasets({"source": source, "sequence_length": 2}, letter_tokenizer, 2)
+    assert next(iter(train))[0]["token_ids"].shape == (2, 2)
+
+
+def test_tokenizer_without_eos_id_is_a_clear_error(letter_tokenizer):
+    class NoEos(type(letter_tokenizer)):
+        eos_id = None
+
+    for training in (False, True):
+        with pytest.raises(ValueError, match="eos_id=None from NoEos"):
+            lm_dataset(["abcdef"], NoEos(), 2, 1, training=training)

@@ -149,3 +149,58 @@ def test_tfds_source_errors(tmp_path):
     with pytest.raises(ValueError, match="TFDS could not load"):
         load_documents("tfds:no_such_dataset_xyz/train:text", data_dir=str(tmp_path))
     assert not any(pathlib.Path(tmp_path).iterdir())  # nothing was written, nothing downloaded
+
+
+def test_tfds_text_that_is_not_utf8_names_the_source():
+    examples = tf.data.Dataset.from_tensor_slices({"text": [b"ok", b"caf\xe9"]})
+    with mock.patch.object(tfds, "load", return_value=examples):
+        with pytest.raises(ValueError, match=r"example 1 of 'tfds:x/train:text'.*not valid UTF-8"):
+            load_documents("tfds:x/train:text")
+        # Streaming keeps the bytes as they are (tokenizers map bad bytes to unk/bytes).
+        assert list(text_dataset("tfds:x/train:text").as_numpy_iterator()) == [b"ok", b"caf\xe9"]
+
+
+class KerasLmTinyText(tfds.core.GeneratorBasedBuilder):
+    """A real (prepared, not mocked) TFDS dataset with splits train and test only."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    # No checksums file to look up beside the code (TFDS's lookup needs importlib_resources).
+    code_path = None
+
+    def _info(self):
+        features = tfds.features.FeaturesDict({"text": tfds.features.Text(), "n": tf.int64})
+        return tfds.core.DatasetInfo(builder=self, features=features)
+
+    def _split_generators(self, dl_manager):
+        return {
+            "train": self._generate_examples(["hello world", "naïve café"]),
+            "test": self._generate_examples(["bye"]),
+        }
+
+    def _generate_examples(self, texts):
+        for index, text in enumerate(texts):
+            yield index, {"text": text, "n": index}
+
+
+def test_tfds_wrong_split_and_feature_on_a_prepared_dataset(tmp_path):
+    # Mock data accepts any split name; a prepared dataset checks it as TFDS really does.
+    from keras_lm.data import build_lm_datasets
+    from keras_lm.tokenizers import ByteTokenizer
+
+    KerasLmTinyText(data_dir=str(tmp_path)).download_and_prepare()
+    options = {"data_dir": str(tmp_path)}
+    assert load_documents("tfds:keras_lm_tiny_text/train:text", **options) == [
+        "hello world", "naïve café"
+    ]
+    assert load_documents("tfds:keras_lm_tiny_text/train[1:]:text", **options) == ["naïve café"]
+    for load in (load_documents, text_dataset):
+        with pytest.raises(ValueError, match=r"split='validation'.*\['train', 'test'\]"):
+            load("tfds:keras_lm_tiny_text/validation:text", **options)
+        with pytest.raises(ValueError, match=r"no feature 'txt'.*\['n', 'text'\]"):
+            load("tfds:keras_lm_tiny_text/train:txt", **options)
+        with pytest.raises(ValueError, match="n is .*int64.*not a scalar tf.string"):
+            load("tfds:keras_lm_tiny_text/train:n", **options)
+    config = {"source": "tfds:keras_lm_tiny_text/{split}:text", "sequence_length": 2,
+              "source_options": options}
+    with pytest.raises(ValueError, match=r"split='validation'.*\['train', 'test'\]"):
+        build_lm_datasets(config, ByteTokenizer(), 2)

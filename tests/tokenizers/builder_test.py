@@ -102,3 +102,14 @@ def test_class_load_checks_the_class(tmp_path):
     assert isinstance(ByteTokenizer.load(tmp_path), ByteTokenizer)
     with pytest.raises(ValueError, match="ByteTokenizer"):
         CharTokenizer.load(tmp_path)
+
+
+@pytest.mark.parametrize("content", ["{not json", '["CharTokenizer"]', b"\xff\xfe{}"])
+def test_load_corrupt_tokenizer_json_names_the_path(tmp_path, content):
+    path = tmp_path / "tokenizer.json"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    with pytest.raises(ValueError, match="tokenizer.json"):
+        load_tokenizer(tmp_path)

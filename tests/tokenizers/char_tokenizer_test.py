@@ -154,3 +154,15 @@ def test_missing_vocabulary_file_names_the_path(tmp_path):
     (tmp_path / "vocabulary.json").unlink()
     with pytest.raises(FileNotFoundError, match="vocabulary.json"):
         load_tokenizer(tmp_path)
+
+
+def test_invalid_utf8_is_unk_even_when_the_replacement_character_is_in_the_vocabulary():
+    tokenizer = CharTokenizer(["a", "b", UNK_TEXT])
+    a, b, fffd = (tokenizer.token_to_id(c) for c in ("a", "b", UNK_TEXT))
+    assert fffd != tokenizer.unk_id
+    # A real U+FFFD in the text is that vocabulary character; invalid bytes are unknown.
+    texts = tf.constant([b"a\xffb", UNK_TEXT.encode(), b"\xed\xa0\x80a"])
+    expected = [[a, 1, b], [fffd], [1, 1, 1, a]]
+    assert tokenizer.tokenize(texts).to_list() == expected
+    traced = tf.function(tokenizer.tokenize, input_signature=[tf.TensorSpec([None], tf.string)])
+    assert traced(texts).to_list() == expected

@@ -205,3 +205,63 @@ def test_train_writes_model_and_json_together(corpus, tmp_path):
     assert load_tokenizer(directory).model_proto == tokenizer.model_proto
     tokenizer.save(tmp_path / "copy")  # its model file is the one in `directory`
     assert load_tokenizer(tmp_path / "copy").model_proto == tokenizer.model_proto
+
+
+def test_save_writes_the_model_in_memory_not_the_file_on_disk(tmp_path):
+    """Saving after the model file was overwritten (or deleted) keeps the tokenizer's model."""
+    directory = tmp_path / "spm"
+    first = SentencePieceTokenizer.train(
+        ["the king and the queen\n" * 40], directory, vocab_size=17
+    )
+    first_ids = first.tokenize("the queen").numpy().tolist()
+    second = SentencePieceTokenizer.train(["alpha beta gamma\n" * 40], directory, vocab_size=15)
+    assert second.model_proto != first.model_proto  # directory/spm.model is now the second
+    first.save(tmp_path / "first")
+    loaded = load_tokenizer(tmp_path / "first")
+    assert loaded.model_proto == first.model_proto
+    assert loaded.tokenize("the queen").numpy().tolist() == first_ids
+    (directory / "spm.model").unlink()
+    second.save(tmp_path / "second")
+    assert load_tokenizer(tmp_path / "second").model_proto == second.model_proto
+
+
+def test_training_file_with_crlf_newlines_equals_training_on_its_text(tmp_path):
+    """Files are read without newline translation, so "\\r" is learned as from a str text."""
+    text = "the king\r\nthe queen\r\nnight and day\r\n" * 30
+    (tmp_path / "crlf.txt").write_bytes(text.encode("utf-8"))
+    from_file = SentencePieceTokenizer.train(tmp_path / "crlf.txt", tmp_path / "f", vocab_size=21)
+    from_text = SentencePieceTokenizer.train([text], tmp_path / "t", vocab_size=21)
+    assert from_file.model_proto == from_text.model_proto
+    ids = from_file.tokenize("the king\r\n").numpy().tolist()
+    assert from_file.unk_id not in ids
+    assert ids == python_processor(tmp_path / "f").encode("the king\r\n")
+    assert from_file.detokenize(ids).numpy().decode() == "the king\r\n"
+
+
+def test_non_utf8_training_file_names_the_path(tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("café au lait\n".encode("latin-1") * 10)
+    with pytest.raises(ValueError, match=r"latin1\.txt.*not valid UTF-8"):
+        SentencePieceTokenizer.train(path, tmp_path / "spm", vocab_size=20)
+    with pytest.raises(ValueError, match=r"latin1\.txt.*not valid UTF-8"):
+        SentencePieceTokenizer.train([str(path)], tmp_path / "spm", vocab_size=20)
+
+
+def test_a_mistyped_path_in_a_list_is_not_trained_on_as_text(tmp_path):
+    missing = str(tmp_path / "data" / "trian.txt")
+    for files in ([missing], [missing, str(tmp_path / "b.txt")], ["train.txt"]):
+        with pytest.raises(FileNotFoundError, match="not found.*tr(ia|ai)n.txt"):
+            SentencePieceTokenizer.train(files, tmp_path / "spm", vocab_size=20)
+    assert not (tmp_path / "spm").exists()
+    # Texts are still texts, even with a slash or a dot in them.
+    tokenizer = SentencePieceTokenizer.train(
+        ["and/or the king.txt\n" * 20], tmp_path / "spm", vocab_size=20
+    )
+    assert tokenizer.unk_id not in tokenizer.tokenize("and/or").numpy()
+
+
+def test_vocab_size_too_small_says_the_minimum(tmp_path):
+    text = "abcdefghij klmnopqrst\n" * 20  # 20 letters, " " and "\n" + 4 specials = 26
+    with pytest.raises(ValueError, match=r"at least 26 here.*Received: vocab_size=10"):
+        SentencePieceTokenizer.train([text], tmp_path, vocab_size=10)
+    assert SentencePieceTokenizer.train([text], tmp_path, vocab_size=26).vocabulary_size == 26

@@ -117,3 +117,29 @@ def test_save_into_an_existing_directory_replaces_the_tokenizer_and_keeps_other_
     CharTokenizer.fit(["xy"]).save(tmp_path)
     assert load_tokenizer(tmp_path).characters == ("x", "y")
     assert sorted(os.listdir(tmp_path)) == ["notes.txt", "tokenizer.json", "vocabulary.json"]
+
+
+def test_detokenize_ids_beyond_int32_do_not_wrap_onto_valid_ids():
+    # int64 2**32 + id would read as `id` after a plain cast to int32; it is out of range.
+    tokenizer = ByteTokenizer()
+    a, b = (ord(x) + 3 for x in "ab")
+    wide = tf.constant([a, 2**32 + b, b, -(2**32) + a], tf.int64)
+    assert tokenizer.detokenize(wide).numpy() == b"ab"  # out of range: dropped by ByteTokenizer
+    ragged = tf.RaggedTensor.from_row_lengths(wide, [2, 2])
+    assert tokenizer.detokenize(ragged).numpy().tolist() == [b"a", b"b"]
+    assert tokenizer.detokenize(np.array([2**32 - 1, a], np.uint32)).numpy() == b"a"
+    assert tokenizer.detokenize(np.array([2**63 + b, a], np.uint64)).numpy() == b"a"
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.int64)])
+    def in_graph(ids):
+        return tokenizer.detokenize(ids)
+
+    assert in_graph(wide).numpy() == b"ab"
+
+
+def test_text_with_a_lone_surrogate_is_a_clear_error():
+    tokenizer = ByteTokenizer()
+    bad = b"caf\xe9".decode("utf-8", errors="surrogateescape")  # 'caf\udce9'
+    for texts in (bad, ["ok", bad]):
+        with pytest.raises(ValueError, match=r"no UTF-8 form.*caf\\udce9"):
+            tokenizer.tokenize(texts)
