@@ -368,7 +368,55 @@ def build_seq2seq_datasets(data_config, tokenizer, batch_size, target_tokenizer=
     return train_ds, validation_ds
 
 
+def _check_special_ids(tokenizer, target_tokenizer):
+    """Raises a ValueError when a tokenizer lacks the ids the pair layout needs."""
+    for role, tok, names in (("source", tokenizer, ("eos_id",)),
+                             ("target", target_tokenizer, ("bos_id", "eos_id"))):
+        missing = [name for name in names if getattr(tok, name, None) is None]
+        if missing:
+            raise ValueError(
+                f"The {role} tokenizer ({type(tok).__name__}) has no {' / '.join(missing)}: a "
+                "sequence-to-sequence pair needs the source eos and the target bos and eos "
+                "(see the layout in keras_lm.data.seq2seq). Use a tokenizer with them "
+                "(SentencePieceTokenizer.train gives them)."
+            )
+
+
+def length_report(pairs, tokenizer, source_length, target_length, target_tokenizer=None,
+                  chunk=8192):
+    """How many pairs fit the model's lengths (the others get weight 0 in `seq2seq_dataset`).
+
+    Args:
+        pairs: a list of (str, str).
+        tokenizer, target_tokenizer: as for `seq2seq_dataset`.
+        source_length, target_length: S and T.
+        chunk: pairs tokenized per batched op.
+
+    Returns:
+        A dict: `pairs`, `fitting` (pairs with m + 1 <= S and n + 1 <= T), and
+        `longest_source`, `longest_target` (the S and T that would fit every pair).
+
+    Example:
+    >>> from keras_lm.tokenizers import ByteTokenizer
+    >>> length_report([("ab", "c"), ("abcd", "c")], ByteTokenizer(), 4, 4)
+    {'pairs': 2, 'fitting': 1, 'longest_source': 5, 'longest_target': 2}
+    """
+    target_tokenizer = target_tokenizer or tokenizer
+    pairs = list(pairs)
+    fitting, longest_source, longest_target = 0, 0, 0
+    for start in range(0, len(pairs), chunk):
+        block = pairs[start:start + chunk]
+        sources = tokenizer.tokenize([s for s, _ in block]).row_lengths().numpy() + 1
+        targets = target_tokenizer.tokenize([t for _, t in block]).row_lengths().numpy() + 1
+        fitting += int(np.sum((sources <= source_length) & (targets <= target_length)))
+        longest_source = max(longest_source, int(sources.max()))
+        longest_target = max(longest_target, int(targets.max()))
+    return {"pairs": len(pairs), "fitting": fitting, "longest_source": longest_source,
+            "longest_target": longest_target}
+
+
 def _example_fn(tokenizer, target_tokenizer, source_length, target_length):
+    _check_special_ids(tokenizer, target_tokenizer)
     source_eos = tf.constant([tokenizer.eos_id], tf.int32)
     bos = tf.constant([target_tokenizer.bos_id], tf.int32)
     eos = tf.constant([target_tokenizer.eos_id], tf.int32)

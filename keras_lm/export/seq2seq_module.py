@@ -5,6 +5,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from keras_lm.data.seq2seq import _check_special_ids
 from keras_lm.export.causal_lm_module import STRINGS
 from keras_lm.export.causal_lm_module import backend_variables
 from keras_lm.export.text_generation import generated_texts
@@ -83,6 +84,7 @@ class Seq2SeqModule(tf.Module):
                 f"not match the model's target vocabulary ({output_size}). Pass the workdir's "
                 "target_tokenizer/ as target_tokenizer=."
             )
+        _check_special_ids(tokenizer, target_tokenizer)  # source eos, target bos and eos
         for name, value in (("beam_size", beam_size), ("max_beam_size", max_beam_size)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"`{name}` must be an int >= 1. Received: {name}={value!r}")

@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_lm.generation.beam_search import beam_search
+from keras_lm.generation.decoding import _check_sampler_settings
 from keras_lm.generation.samplers import sample
 
 _COMPILED = weakref.WeakKeyDictionary()
@@ -113,6 +114,9 @@ def _decode_loop(model, encoder_token_ids, bos_id, stop_ids, temperature, top_k,
 def encode_sources(texts_or_ids, tokenizer, sequence_length, truncate=False):
     """Source ids + eos, right-padded with 0 to [B, sequence_length].
 
+    Id rows may carry trailing padding (id 0, e.g. the rows of a padded array): it is dropped
+    before eos is appended, so a padded row encodes as the unpadded one.
+
     Args:
         texts_or_ids: list of str (needs `tokenizer`) or lists of ids (eos is appended).
         tokenizer: the source tokenizer, or None for ids (then eos must be in the ids).
@@ -121,20 +125,39 @@ def encode_sources(texts_or_ids, tokenizer, sequence_length, truncate=False):
 
     Returns:
         int32 [B, sequence_length].
+
+    Raises:
+        ValueError: text without a tokenizer, a tokenizer without `eos_id`, an empty id row
+            without a tokenizer (it would leave the encoder nothing to attend to), a source
+            too long (unless `truncate`).
     """
     texts_or_ids = list(texts_or_ids)
     texts = [item for item in texts_or_ids if isinstance(item, str)]
     if texts and tokenizer is None:
         raise ValueError("Text inputs need a `tokenizer`; or pass lists of token ids.")
+    if tokenizer is not None and tokenizer.eos_id is None:
+        raise ValueError(
+            f"The source tokenizer ({type(tokenizer).__name__}) has no `eos_id`, which ends "
+            "every source of an encoder-decoder model. Use a tokenizer with an "
+            "end-of-sequence token (SentencePieceTokenizer.train gives one)."
+        )
     tokenized = iter(tokenizer.tokenize(texts).to_list() if texts else [])  # one batched op
     rows = []
     for index, item in enumerate(texts_or_ids):
         if isinstance(item, str):
             row = list(next(tokenized)) + [tokenizer.eos_id]
         else:
-            row = [int(i) for i in item]
+            row = [int(i) for i in np.asarray(item).reshape(-1)]
+            while row and row[-1] == 0:  # trailing padding
+                row.pop()
             if tokenizer is not None:
                 row = row + [tokenizer.eos_id]
+            elif not row:
+                raise ValueError(
+                    f"Input {index} is an empty source (no ids besides padding 0): the encoder "
+                    "would have nothing to attend to. Id inputs without a tokenizer must end "
+                    "with the source end-of-sequence id; pass `tokenizer=` to have it appended."
+                )
         if len(row) > sequence_length:
             if not truncate:
                 raise ValueError(
@@ -182,7 +205,7 @@ def generate(
         beam_size: 1 for greedy decoding / sampling, K > 1 for beam search.
         length_penalty: alpha of the beam search score `log P / ((5 + n) / 6) ** alpha`.
         temperature, top_k, top_p: sampling (beam_size=1 only); temperature 0 is greedy.
-        seed: int, the sampling seed.
+        seed: int, the sampling seed (None: a random one).
         use_cache: decode with the self-attention cache (default) or recompute every prefix.
         truncate: cut sources longer than the model's `sequence_length` instead of raising.
         return_scores: also return the beam scores of the outputs (beam search only).
@@ -194,8 +217,10 @@ def generate(
         with a tokenizer, else lists of ids; with `return_scores`, `(outputs, scores)`.
 
     Raises:
-        ValueError: empty inputs, a source too long, a bad `max_length` / `beam_size`,
-            sampling options with beam search, a tokenizer that does not match the model.
+        ValueError: empty inputs (or an empty id source), a source too long, a bad
+            `max_length` / `beam_size` / sampler setting / `bos_id` / `eos_id`, sampling
+            options with beam search, a tokenizer that does not match the model or lacks
+            bos / eos.
 
     Example:
     >>> generate(model, "long liue the king", tokenizer=tokenizer, beam_size=4)  # doctest: +SKIP
@@ -220,8 +245,22 @@ def generate(
         )
     if target_tokenizer is not None:
         bos_id, eos_id = target_tokenizer.bos_id, target_tokenizer.eos_id
+        if bos_id is None or eos_id is None:
+            raise ValueError(
+                f"The target tokenizer ({type(target_tokenizer).__name__}) has bos_id={bos_id} "
+                f"and eos_id={eos_id}: decoding starts from bos and stops at eos. Use a "
+                "tokenizer with both (SentencePieceTokenizer.train gives them)."
+            )
     if bos_id is None or eos_id is None:
         raise ValueError("Id inputs without a tokenizer need `bos_id` and `eos_id`.")
+    for name, value in (("bos_id", bos_id), ("eos_id", eos_id)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not (
+            0 <= value < output_size
+        ):
+            raise ValueError(
+                f"`{name}` must be an int in [0, {output_size}) (the model's target "
+                f"vocabulary). Received: {name}={value!r}"
+            )
     longest = model.target_sequence_length
     max_length = longest if max_length is None else max_length
     if isinstance(max_length, bool) or not isinstance(max_length, (int, np.integer)) or not (
@@ -235,6 +274,9 @@ def generate(
         beam_size < 1
     ):
         raise ValueError(f"`beam_size` must be an int >= 1. Received: beam_size={beam_size!r}")
+    _check_sampler_settings(temperature, top_k, top_p, seed)
+    if seed is None:
+        seed = int(np.random.default_rng().integers(0, 2**31 - 1))
     if (beam_size > 1 or return_scores) and (temperature > 0 or top_k or top_p < 1.0):
         raise ValueError(
             "Beam search (also used for `return_scores`) is deterministic: temperature, top_k "

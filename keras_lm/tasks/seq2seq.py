@@ -185,6 +185,7 @@ def train(config, workdir):
     """Trains (or resumes) the experiment `config` in `workdir`; returns a `TrainResult`."""
     workdir = os.fspath(workdir)
     check_data_fields(config.data, default_config().data.keys())
+    check_decoding_config(config)  # before training: evaluation and samples run after it
     workdir_lib.write_config(workdir, config)
     source_tokenizer, target_tokenizer = build_tokenizers(config, workdir)
     logging.info("Vocabularies: source %d, target %d (%s).", source_tokenizer.vocabulary_size,
@@ -192,6 +193,9 @@ def train(config, workdir):
                  "shared" if source_tokenizer is target_tokenizer else "separate")
     batch_size = config.train.batch_size
     pairs = {split: load_split_pairs(config, split, workdir) for split in ("train", "validation")}
+    for split, split_pairs in pairs.items():
+        check_lengths(config, split_pairs, source_tokenizer, target_tokenizer, split,
+                      required=split == "train")
 
     def datasets(start_step):
         return seq2seq_data.build_seq2seq_datasets(
@@ -213,6 +217,81 @@ def train(config, workdir):
         train_config=config.train,
         tokens_per_step=batch_size * config.data.target_length,
     )
+
+
+def check_decoding_config(config):
+    """Raises a ValueError naming a bad or misspelt `config.evaluate` / `config.sample` field.
+
+    Training runs these sections only once it is over (validation metrics, samples), so a
+    bad value is caught before the first step rather than after the last.
+    """
+    defaults = default_config()
+    for section in ("evaluate", "sample"):
+        fields = config.get(section)
+        if fields is None:
+            continue
+        unknown = sorted(set(fields.keys()) - set(defaults[section].keys()))
+        if unknown:
+            raise ValueError(
+                f"Unknown config.{section} field(s) {unknown}. Known fields: "
+                f"{sorted(defaults[section].keys())}. Check the spelling in the config file "
+                f"or the --config.{section}.* override."
+            )
+
+    def is_int(value, minimum):
+        return (not isinstance(value, bool) and isinstance(value, (int, np.integer))
+                and value >= minimum)
+
+    evaluate_config = config.evaluate
+    beam_sizes = evaluate_config.get("beam_sizes", ())
+    if isinstance(beam_sizes, (int, np.integer)):
+        beam_sizes = (beam_sizes,)
+    if not all(is_int(k, 1) for k in beam_sizes):
+        raise ValueError(
+            "config.evaluate.beam_sizes must hold ints >= 1 (1: greedy, K > 1: beam search). "
+            f"Received: beam_sizes={tuple(beam_sizes)!r}")
+    checks = [("evaluate.batch_size", evaluate_config.get("batch_size", 64), 1),
+              ("evaluate.max_examples", evaluate_config.get("max_examples", 0), 0)]
+    if config.get("sample"):
+        checks.append(("sample.beam_size", config.sample.get("beam_size", 1), 1))
+    for name, value, minimum in checks:
+        if not is_int(value, minimum):
+            raise ValueError(f"config.{name} must be an int >= {minimum}. Received: {value!r}")
+    length_penalty = evaluate_config.get("length_penalty", 0.0)
+    if isinstance(length_penalty, bool) or not isinstance(
+        length_penalty, (int, float, np.integer, np.floating)
+    ) or not length_penalty >= 0:
+        raise ValueError(
+            "config.evaluate.length_penalty must be a number >= 0 (0 ranks by log "
+            f"probability). Received: {length_penalty!r}")
+
+
+def check_lengths(config, pairs, source_tokenizer, target_tokenizer, split, required=False):
+    """Reports the pairs too long for `config.data` lengths (they get weight 0: not learned,
+    not in the teacher-forced loss).
+
+    Logs a warning when some pairs do not fit; raises a ValueError when none does and
+    `required` (training on them would learn nothing). Returns `seq2seq_data.length_report`.
+    """
+    data = config.data
+    report = seq2seq_data.length_report(pairs, source_tokenizer, data.source_length,
+                                        data.target_length, target_tokenizer=target_tokenizer)
+    dropped = report["pairs"] - report["fitting"]
+    if not dropped:
+        return report
+    advice = (f"The longest {split} pair needs config.data.source_length="
+              f"{report['longest_source']} (source tokens + eos) and config.data.target_length="
+              f"{report['longest_target']} (target tokens + eos); the config has "
+              f"source_length={data.source_length}, target_length={data.target_length}.")
+    if required and not report["fitting"]:
+        raise ValueError(
+            f"None of the {report['pairs']} {split} pairs fits the model's lengths, so "
+            f"training would learn nothing. {advice} Raise the lengths, or shorten the pairs "
+            "(e.g. the aligner's source_options.max_chars)."
+        )
+    logging.warning("%d of %d %s pairs are too long for the model and get weight 0 (not "
+                    "learned, not in the loss). %s", dropped, report["pairs"], split, advice)
+    return report
 
 
 def prepare_inputs(config, texts):
@@ -241,7 +320,10 @@ def load(workdir, which="latest"):
 
 # ------------------------------------------------------------------------------- evaluation
 def teacher_forced_loss(model, dataset, jit_compile=True):
-    """Mean cross-entropy (nats) per real target token of a `seq2seq_dataset`, and the count."""
+    """Mean cross-entropy (nats) per real target token of a `seq2seq_dataset`, and the count.
+
+    NaN (count 0) when no target token has weight: every pair is too long for the lengths.
+    """
     functions = _LOSS_FUNCTIONS.setdefault(model, {})
     if jit_compile not in functions:
         functions[jit_compile] = tf.function(
@@ -254,7 +336,9 @@ def teacher_forced_loss(model, dataset, jit_compile=True):
         batch_total, batch_count = sums(features, labels, weights)
         total += float(batch_total)
         count += float(batch_count)
-    return total / max(count, 1.0), int(round(count))
+    if not count:  # every pair too long (weight 0) or no pairs: there is no loss to report
+        return float("nan"), 0
+    return total / count, int(round(count))
 
 
 def transduce(model, source_tokenizer, target_tokenizer, sources, beam_size=1,
@@ -304,6 +388,7 @@ def evaluate_model(config, model, source_tokenizer, target_tokenizer, pairs, bea
         pairs, source_tokenizer, config.data.source_length, config.data.target_length,
         evaluate_config.batch_size, training=False, target_tokenizer=target_tokenizer)
     jit_compile = evaluate_config.get("jit_compile", True)
+    check_lengths(config, pairs, source_tokenizer, target_tokenizer, "evaluation")
     loss, tokens = teacher_forced_loss(model, dataset, jit_compile)
     metrics = {"loss": loss, "perplexity": float(np.exp(min(loss, 700.0))), "tokens": tokens,
                "examples": len(pairs), "length_penalty": length_penalty}
@@ -348,6 +433,7 @@ def evaluate(workdir, split="validation", which="latest", beam_sizes=None, max_e
         length_penalty: beam search alpha (default `config.evaluate.length_penalty`).
     """
     config, source_tokenizer, target_tokenizer, model, step = load(workdir, which)
+    check_decoding_config(config)
     pairs = load_split_pairs(config, split, workdir)
     limit = config.evaluate.max_examples if max_examples is None else max_examples
     if limit:
@@ -394,6 +480,14 @@ def generate(workdir, prompts, max_new_tokens=None, which="latest", beam_size=1,
         stop_strings: outputs are cut before the first occurrence of each.
         truncate: cut sources longer than the model's source length instead of raising.
     """
+    if max_new_tokens is not None and (
+        isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int)
+        or max_new_tokens < 1
+    ):
+        raise ValueError(
+            "`max_new_tokens` must be an int >= 1 (it is capped at the model's target length). "
+            f"Received: max_new_tokens={max_new_tokens!r}"
+        )
     config, source_tokenizer, target_tokenizer, model, _ = load(workdir, which)
     if length_penalty is None:
         length_penalty = config.evaluate.length_penalty

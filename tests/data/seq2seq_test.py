@@ -186,3 +186,37 @@ def test_folio_modern_pairs_of_a_small_corpus(tmp_path):
         seq2seq.load_pairs(source, "train", cache_dir=str(cache), min_words=2)
     with pytest.raises(ValueError, match="Unknown option"):
         seq2seq.load_pairs(source, "train", max_char=3)
+
+
+def test_length_report_agrees_with_the_weights_of_the_dataset():
+    pairs = [("ab", "xyz"), ("c", ""), ("éé", "q"), ("toolong", "x"), ("a", "muchtoolong")]
+    report = seq2seq.length_report(pairs, ByteTokenizer(), 6, 5)
+    # Independent count: the documented layout's weights, built in Python.
+    fitting = sum(1 for s, t in pairs if sum(expected_example(s, t, 6, 5)[3]) > 0)
+    assert report == {"pairs": 5, "fitting": fitting,
+                      "longest_source": len("toolong") + 1,
+                      "longest_target": len("muchtoolong") + 1}
+    assert fitting == 3
+    # The lengths it reports fit every pair.
+    wide = seq2seq.length_report(pairs, ByteTokenizer(), report["longest_source"],
+                                 report["longest_target"], chunk=2)
+    assert wide["fitting"] == 5
+
+
+class _WithoutSpecial:
+    def __init__(self, tokenizer, missing):
+        self._tokenizer, self._missing = tokenizer, missing
+
+    def __getattr__(self, name):
+        return None if name == self._missing else getattr(self._tokenizer, name)
+
+
+def test_tokenizers_without_bos_or_eos_are_named():
+    """A SentencePiece model trained without bos/eos ids cannot lay out pairs."""
+    pairs = [("ab", "ba")]
+    with pytest.raises(ValueError, match="source tokenizer .* has no eos_id"):
+        seq2seq.seq2seq_dataset(pairs, _WithoutSpecial(ByteTokenizer(), "eos_id"), 4, 4, 1,
+                                training=False, target_tokenizer=ByteTokenizer())
+    with pytest.raises(ValueError, match="target tokenizer .* has no bos_id"):
+        seq2seq.seq2seq_dataset(pairs, ByteTokenizer(), 4, 4, 1, training=False,
+                                target_tokenizer=_WithoutSpecial(ByteTokenizer(), "bos_id"))

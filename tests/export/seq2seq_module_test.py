@@ -155,6 +155,21 @@ def test_bad_options_are_refused(exported):
         Seq2SeqModule(model, source_tokenizer, target_tokenizer, beam_size=9)
     with pytest.raises(ValueError, match="`length_penalty` must be >= 0"):
         Seq2SeqModule(model, source_tokenizer, target_tokenizer, length_penalty=-1.0)
+    # A tokenizer without the special ids decoding needs (a SentencePiece model trained
+    # without bos / eos) is named, not an obscure conversion error of None.
+    with pytest.raises(ValueError, match="target tokenizer .* has no bos_id / eos_id"):
+        Seq2SeqModule(model, source_tokenizer, _WithoutSpecial(target_tokenizer,
+                                                               ("bos_id", "eos_id")))
+    with pytest.raises(ValueError, match="source tokenizer .* has no eos_id"):
+        Seq2SeqModule(model, _WithoutSpecial(source_tokenizer, ("eos_id",)), target_tokenizer)
+
+
+class _WithoutSpecial:
+    def __init__(self, tokenizer, missing):
+        self._tokenizer, self._missing = tokenizer, missing
+
+    def __getattr__(self, name):
+        return None if name in self._missing else getattr(self._tokenizer, name)
 
 
 def _argmax_chains(model, source_tokenizer, target_tokenizer, texts, steps):

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from keras_lm.models.seq2seq_decoding import decode_ids
+from keras_lm.models.seq2seq_decoding import encode_sources
 from keras_lm.models.seq2seq_decoding import generate
 from keras_lm.models.seq2seq_transformer import Seq2SeqTransformer
 from keras_lm.tokenizers import CharTokenizer
@@ -202,3 +203,84 @@ def test_bad_arguments(model):
         Seq2SeqTransformer(V, 0, 2, 16, S)
     with pytest.raises(ValueError, match="decoder_token_ids"):
         model({"encoder_token_ids": SOURCES})
+
+
+class _WithoutSpecial:
+    """A tokenizer with one special id removed (as a SentencePiece model without bos/eos)."""
+
+    def __init__(self, tokenizer, missing):
+        self._tokenizer, self._missing = tokenizer, missing
+
+    def __getattr__(self, name):
+        if name == self._missing:
+            return None
+        return getattr(self._tokenizer, name)
+
+
+def test_padded_id_rows_encode_as_unpadded_and_empty_id_rows_are_refused(model):
+    tokenizer = CharTokenizer.fit(["abcdefghij"])
+    eos = tokenizer.eos_id
+    # Trailing padding of an id row (a padded array) is dropped before eos is appended: the
+    # encoder sees the unpadded source, not "5 6 0 0 eos" (positions shifted, eos moved).
+    padded = encode_sources(np.array([[5, 6, 0, 0]]), tokenizer, S)
+    assert padded.tolist() == [[5, 6, eos, 0, 0, 0, 0, 0]]
+    np.testing.assert_array_equal(padded, encode_sources([[5, 6]], tokenizer, S))
+    # A padded array wider than the model, without a tokenizer: its real row fits.
+    wide = np.zeros((1, S + 4), "int32")
+    wide[0, :3] = [5, 6, EOS]
+    assert encode_sources(wide, None, S).tolist() == [[5, 6, EOS, 0, 0, 0, 0, 0]]
+    # An empty id source without a tokenizer leaves the encoder nothing to attend to.
+    for empty in ([], [0, 0]):
+        with pytest.raises(ValueError, match="Input 1 is an empty source"):
+            generate(model, [[5, EOS], empty], bos_id=BOS, eos_id=EOS, jit_compile=False)
+    # With a tokenizer an empty source is just eos, like an empty text.
+    np.testing.assert_array_equal(encode_sources([[]], tokenizer, S),
+                                  encode_sources([""], tokenizer, S))
+
+
+def test_bad_special_ids_sampler_settings_and_tokenizers_are_named(model):
+    source = [[5, 6, EOS]]
+    with pytest.raises(ValueError, match=r"`bos_id` must be an int in \[0, 14\)"):
+        generate(model, source, bos_id=V, eos_id=EOS)
+    with pytest.raises(ValueError, match="`eos_id` must be an int"):
+        generate(model, source, bos_id=BOS, eos_id=-1)
+    with pytest.raises(ValueError, match="`temperature` must be a number >= 0"):
+        generate(model, source, bos_id=BOS, eos_id=EOS, temperature=-1.0)
+    with pytest.raises(ValueError, match=r"`top_p` must be a number in \(0, 1\]"):
+        generate(model, source, bos_id=BOS, eos_id=EOS, temperature=1.0, top_p=0.0)
+    with pytest.raises(ValueError, match="`top_k` must be an int >= 0"):
+        generate(model, source, bos_id=BOS, eos_id=EOS, temperature=1.0, top_k=-2)
+    tokenizer = CharTokenizer.fit(["abcdefghij"])
+    with pytest.raises(ValueError, match="source tokenizer .* has no `eos_id`"):
+        generate(model, "abc", tokenizer=_WithoutSpecial(tokenizer, "eos_id"),
+                 target_tokenizer=tokenizer)
+    with pytest.raises(ValueError, match="target tokenizer .* bos_id=None"):
+        generate(model, "abc", tokenizer=tokenizer,
+                 target_tokenizer=_WithoutSpecial(tokenizer, "bos_id"))
+
+
+def test_source_sensitive_decoding_ignores_padding_and_batch_neighbours():
+    """The fixture model's outputs barely depend on the source (every row decodes alike), so
+    a cross-attention masking bug in the cached path would go unseen there. Larger kernels
+    make each source decode differently; then padding and batch neighbours must not matter."""
+    model = make_model()
+    for variable in model.weights:
+        if "kernel" in variable.path:
+            variable.assign(np.asarray(variable) * 30.0)
+    cached, lengths = decode_ids(model, SOURCES, T, BOS, [EOS], jit_compile=False)
+    rows = [cached[r, : lengths[r]].tolist() for r in range(len(SOURCES))]
+    assert len({tuple(row) for row in rows}) == len(SOURCES)  # the test can see the source
+    for r, source in enumerate(SOURCES):
+        assert rows[r] == _reference_greedy(model, source, T)
+        real = int((source != 0).sum())
+        # Alone and without its padding (the encoder then has only the real positions).
+        alone, alone_length = decode_ids(model, source[None, :real], T, BOS, [EOS],
+                                         jit_compile=False)
+        assert alone[0, : alone_length[0]].tolist() == rows[r]
+    uncached, _ = decode_ids(model, SOURCES, T, BOS, [EOS], use_cache=False, jit_compile=False)
+    np.testing.assert_array_equal(uncached, cached)
+    # Beam search with one beam is greedy decoding (same ids, eos dropped by generate).
+    greedy = generate(model, SOURCES.tolist(), bos_id=BOS, eos_id=EOS, jit_compile=False)
+    beam = generate(model, SOURCES.tolist(), bos_id=BOS, eos_id=EOS, beam_size=1,
+                    return_scores=True, jit_compile=False)[0]
+    assert greedy == beam == [row[:-1] if row[-1] == EOS else row for row in rows]

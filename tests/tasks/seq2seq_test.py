@@ -107,3 +107,76 @@ def test_workdir_tokenizers_are_rebuilt_when_partial_or_fitted_on_other_pairs(tm
     os.remove(workdir / "target_tokenizer" / "tokenizer.json")
     with pytest.raises(ValueError, match="incomplete"):
         seq2seq.build_tokenizers(config, str(workdir))
+
+
+def _tiny_pairs_config(tmp_path, text):
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text(text, encoding="utf-8")
+    config = seq2seq.default_config()
+    config.data.source = str(pairs)
+    config.data.update(source_length=4, target_length=4)
+    config.model.update(num_layers=1, hidden_dim=16, num_heads=2, intermediate_dim=32)
+    config.train.update(steps=1, batch_size=2, jit_compile=False)
+    config.evaluate.update(beam_sizes=(), copy_baseline=False, batch_size=2, jit_compile=False)
+    return config
+
+
+def test_training_pairs_that_never_fit_are_an_error_naming_the_lengths(tmp_path):
+    """Pairs too long for the lengths get weight 0: with none left, nothing is learned."""
+    config = _tiny_pairs_config(tmp_path, "abcdef\tfedcba\nabcde\tedcba\n")
+    with pytest.raises(ValueError, match=r"None of the 2 train pairs fits.*"
+                                         r"source_length=7.*target_length=7"):
+        seq2seq.train(config, str(tmp_path / "run"))
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_teacher_forced_loss_is_per_real_token_and_nan_without_any(tmp_path):
+    import numpy as np
+
+    config = _tiny_pairs_config(tmp_path, "ab\tba\nc\tc\nabcdef\tfedcba\n")
+    source, target = seq2seq.build_tokenizers(config)
+    model = seq2seq.build_model(config, source.vocabulary_size)
+    pairs = [("ab", "ba"), ("c", "c"), ("abcdef", "fedcba")]
+    metrics = seq2seq.evaluate_model(config, model, source, target, pairs)
+    # Independent reference: -log softmax of each label of the fitting pairs, in numpy.
+    log_probs = []
+    for text, reference in pairs[:2]:
+        ids = lambda s: np.asarray(source.tokenize(s)).tolist()  # noqa: E731
+        encoder = ids(text) + [source.eos_id]
+        decoder = [target.bos_id] + ids(reference)
+        labels = ids(reference) + [target.eos_id]
+        logits = np.asarray(model({"encoder_token_ids": np.array([encoder], np.int32),
+                                   "decoder_token_ids": np.array([decoder], np.int32)}),
+                            np.float64)[0]
+        logits -= logits.max(-1, keepdims=True)
+        lp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+        log_probs += [lp[t, label] for t, label in enumerate(labels)]
+    assert metrics["tokens"] == len(log_probs) == 5  # the long pair is left out
+    assert metrics["loss"] == pytest.approx(-np.mean(log_probs), rel=1e-5)
+    # Every pair too long: no loss at all, not a perfect 0 (perplexity 1).
+    empty = seq2seq.evaluate_model(config, model, source, target, pairs[2:])
+    assert empty["tokens"] == 0 and np.isnan(empty["loss"]) and np.isnan(empty["perplexity"])
+
+
+def test_generate_refuses_a_bad_max_new_tokens_before_loading(tmp_path):
+    for bad in (0, -3, 2.5):
+        with pytest.raises(ValueError, match="`max_new_tokens` must be an int >= 1"):
+            seq2seq.generate(str(tmp_path / "no_such_workdir"), ["12"], max_new_tokens=bad)
+
+
+@pytest.mark.parametrize("section, field, value, message", [
+    ("evaluate", "beam_size", 4, r"Unknown config.evaluate field\(s\) \['beam_size'\]"),
+    ("sample", "input", ("12",), r"Unknown config.sample field\(s\) \['input'\]"),
+    ("evaluate", "beam_sizes", (1, 0), r"beam_sizes must hold ints >= 1"),
+    ("evaluate", "length_penalty", -0.5, r"length_penalty must be a number >= 0"),
+    ("sample", "beam_size", 0, r"sample.beam_size must be an int >= 1"),
+])
+def test_bad_decoding_fields_fail_before_training(tmp_path, section, field, value, message):
+    """Evaluation and samples run once training is over: a typo must not cost the run."""
+    config = _tiny_pairs_config(tmp_path, "ab\tba\nc\tc\n")
+    config[section][field] = value
+    with pytest.raises(ValueError, match=message):
+        seq2seq.train(config, str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+    for name in SEQ2SEQ_CONFIGS:  # the shipped configs pass
+        seq2seq.check_decoding_config(load(name))
