@@ -120,6 +120,14 @@ def _run_command(argv):
         if _CONFIG.value is None:
             raise app.UsageError("train needs --config=configs/NAME.py.")
         config = _CONFIG.value
+        train_config = config.get("train") or {}
+        if train_config.get("strategy") == "multi_worker":
+            # Collective ops are configured at program start-up: the strategy must exist
+            # before the task runs its first TensorFlow op (the tokenizer, the data). The
+            # trainer then gets this same strategy back.
+            from keras_lm.training.strategy import create_strategy
+
+            create_strategy("multi_worker", train_config.get("tpu"))
         task_module(config.get("task", "language_model")).train_and_report(config, workdir)
         return
     from keras_lm.tasks import workdir as workdir_lib

@@ -150,6 +150,9 @@ def text_generation_metrics(hypotheses, references):
     >>> text_generation_metrics(["a b c d"], ["a b c d"])["exact_match"]
     1.0
     """
+    # Read once: the four metrics below would each iterate a generator or other one-pass
+    # iterable, and all but the first would see it empty.
+    hypotheses, references = _check(hypotheses, references)
     bleu, bleu_sig = _sacrebleu("bleu", hypotheses, references)
     chrf, chrf_sig = _sacrebleu("chrf", hypotheses, references)
     return {

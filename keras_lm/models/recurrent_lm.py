@@ -172,6 +172,7 @@ class RecurrentLM(GenerativeLM, keras.Model):
     # ----------------------------------------------------------------------------- training
     def call(self, inputs, training=None):
         token_ids, segment_ids = unpack_lm_inputs(inputs)
+        token_ids = _check_token_ids(token_ids)
         keep = None if segment_ids is None else segment_keep_mask(segment_ids)  # (B, T)
         x = self.embeddings(token_ids)  # (B, T, E)
         x = self.dropout_layer(x, training=training)
@@ -188,6 +189,14 @@ class RecurrentLM(GenerativeLM, keras.Model):
 
     def _run_layer(self, layer, inputs, states, keep, training):
         """One recurrent layer over [B, T, I] from `states` (None: zeros) -> ([B, T, H], states)."""
+        if inputs.shape[1] == 0:  # No step to run (Keras's RNN layers fail on T = 0).
+            batch_size = ops.shape(inputs)[0]
+            if states is None:
+                states = [
+                    ops.zeros((batch_size, self.hidden_dim), layer.compute_dtype)
+                    for _ in range(self.states_per_layer)
+                ]
+            return ops.zeros((batch_size, 0, self.hidden_dim), layer.compute_dtype), list(states)
         if keep is None and not _in_xla_context():
             outputs = layer(inputs, initial_state=states, training=training)
             return outputs[0], list(outputs[1:])
@@ -232,7 +241,7 @@ class RecurrentLM(GenerativeLM, keras.Model):
                 f"(from `init_cache`) for cell={self.cell!r}, num_layers={self.num_layers}. "
                 f"Received: {len(cache)} tensors."
             )
-        x = self.embeddings(token_ids)  # (B, T, E)
+        x = self.embeddings(_check_token_ids(token_ids))  # (B, T, E)
         new_cache = []
         for i, layer in enumerate(self.recurrent_layers):
             k = self.states_per_layer
@@ -261,6 +270,30 @@ class RecurrentLM(GenerativeLM, keras.Model):
             }
         )
         return config
+
+
+def _check_token_ids(token_ids):
+    """Token ids as given if their dtype is an integer one, else a TypeError naming the fix.
+
+    The embedding lookup would otherwise truncate float ids silently (1.7 -> token 1).
+    Checked on concrete (eager) values only: under a MirroredStrategy, Keras 3.15's
+    `fit` builds the model by tracing it on float32 placeholders that stand for the integer
+    batch (`Trainer._symbolic_build`), and that must pass.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        if not tf.executing_eagerly():
+            return token_ids
+    if not hasattr(token_ids, "dtype"):
+        token_ids = ops.convert_to_tensor(token_ids)
+    dtype = keras.backend.standardize_dtype(token_ids.dtype)
+    if "int" not in dtype:
+        raise TypeError(
+            f"`token_ids` must be integer token ids; received dtype {dtype}. Tokenize the "
+            "text with the model's tokenizer, or cast the ids: keras.ops.cast(ids, 'int32')."
+        )
+    return token_ids
 
 
 def segment_keep_mask(segment_ids):

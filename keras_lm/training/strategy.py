@@ -1,5 +1,10 @@
 """Distribution strategy, XLA and mixed precision: the three switches a run sets first."""
 
+import json
+import os
+import socket
+import urllib.parse
+
 import keras
 import tensorflow as tf
 from absl import logging
@@ -24,7 +29,13 @@ def create_strategy(name, tpu=None):
         Build and compile the model inside its `scope()`.
 
     Raises:
-        ValueError: for an unknown `name`, or `"tpu"` when no TPU can be found.
+        ValueError: for an unknown `name`; `tpu` given with a strategy other than `"tpu"`;
+            `"tpu"` when no TPU can be found (a `grpc://` address that does not answer
+            within `TPU_CONNECT_TIMEOUT_S` seconds included, instead of waiting forever);
+            `"multi_worker"` without a `TF_CONFIG` cluster (it would silently train on this
+            machine alone) or with a malformed one.
+        RuntimeError: `"multi_worker"` asked for after TensorFlow ran its first op (collective
+            ops are configured at program start-up): create it first thing in the program.
 
     Example:
 
@@ -32,10 +43,15 @@ def create_strategy(name, tpu=None):
     >>> with strategy.scope():
     ...     model = build_model()
     """
-    if name == "default":
-        return tf.distribute.get_strategy()
     if name not in STRATEGIES:
         raise ValueError(f"Unknown `strategy` {name!r}. Expected one of {STRATEGIES}.")
+    if tpu and name != "tpu":
+        raise ValueError(
+            f"`tpu`={tpu!r} is only used by strategy='tpu', but strategy={name!r}: the TPU "
+            "would be ignored. Set strategy='tpu' to train on it, or unset `tpu`."
+        )
+    if name == "default":
+        return tf.distribute.get_strategy()
     # One strategy object per process and kind: a second MirroredStrategy over the same devices
     # restarts the collective instance keys, and TF 2.21 then matches its all-reduces against
     # the first one's ("Shape mismatch in the collective instance ..."); a second TPU
@@ -57,21 +73,109 @@ def _new_strategy(name, tpu):
         devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
         return tf.distribute.MirroredStrategy(devices=devices)
     if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _create_multi_worker_strategy()
     return _create_tpu_strategy(tpu)
+
+
+def _create_multi_worker_strategy():
+    raw = os.environ.get("TF_CONFIG", "")
+    fix = (
+        'Set TF_CONFIG on every worker, e.g. {"cluster": {"worker": ["host1:port", '
+        '"host2:port"]}, "task": {"type": "worker", "index": 0}} (index 1 on host2), or '
+        "choose strategy='mirrored' for the devices of this machine."
+    )
+    if not raw.strip():
+        raise ValueError(
+            "strategy='multi_worker' needs the TF_CONFIG environment variable, which is not "
+            "set: without it every machine would train its own model alone. " + fix
+        )
+    try:
+        tf_config = json.loads(raw)
+    except ValueError as error:
+        raise ValueError(f"TF_CONFIG is not valid JSON ({error}): {raw!r:.200}. {fix}") from None
+    if not isinstance(tf_config, dict) or not tf_config.get("cluster"):
+        raise ValueError(f"TF_CONFIG has no `cluster`: {raw!r:.200}. {fix}")
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    except RuntimeError as error:
+        if "program startup" not in str(error):
+            raise
+        raise RuntimeError(
+            "strategy='multi_worker' must be created before TensorFlow runs its first op "
+            f"({error}). Call keras_lm.training.create_strategy('multi_worker') at the very "
+            "start of the program, before loading data or building anything; later calls "
+            "return that same strategy."
+        ) from error
+    except ValueError as error:
+        raise ValueError(f"TF_CONFIG {raw!r:.200} is not a usable cluster: {error} {fix}") from None
+
+
+# Seconds to wait for a TCP connection to a `grpc://` TPU address before giving up.
+TPU_CONNECT_TIMEOUT_S = 20
+
+
+def _check_tpu_address(tpu):
+    """Raises an OSError if a `grpc://host:port` address does not accept a connection.
+
+    TensorFlow's own connection to an address with no server waits forever.
+    """
+    if not tpu or not tpu.startswith("grpc://"):
+        return
+    address = urllib.parse.urlsplit(tpu)
+    port = address.port  # ValueError for a malformed port
+    if not address.hostname or port is None:
+        raise ValueError("the address has no host:port (expected grpc://HOST:PORT)")
+    with socket.create_connection((address.hostname, port), timeout=TPU_CONNECT_TIMEOUT_S):
+        pass
 
 
 def _create_tpu_strategy(tpu):
     try:
+        _check_tpu_address(tpu)
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
-    except (ValueError, RuntimeError, tf.errors.OpError) as error:
+    # OSError: an unreachable grpc:// address, or a TPU name that the Cloud TPU API lookup
+    # cannot resolve (urllib's URLError).
+    except (ValueError, RuntimeError, OSError, tf.errors.OpError) as error:
         raise ValueError(
             f"strategy='tpu' found no TPU (tpu={tpu!r}): {str(error).rstrip('.')}. Run on a "
             "TPU VM or pass its name/address as `tpu`, or choose strategy='default' or 'mirrored'."
         ) from error
     return tf.distribute.TPUStrategy(resolver)
+
+
+def check_global_batch_size(strategy, batch_size):
+    """Raises a ValueError unless the global `batch_size` splits evenly over the replicas.
+
+    The `train.batch_size` of a config is the global batch: each of the R replicas gets
+    batch_size / R rows. With TF 2.21 / Keras 3.15 a global batch that is not a multiple of R
+    fails at the first step of `fit` with an unhelpful "Inputs to operation AddN of type AddN
+    must have the same size and shape" (measured: 5 over two mirrored CPUs).
+
+    Args:
+        strategy: the `tf.distribute.Strategy` the model trains under.
+        batch_size: int, the global batch size.
+
+    Raises:
+        ValueError: naming the two nearest valid batch sizes.
+
+    Example:
+
+    >>> check_global_batch_size(tf.distribute.get_strategy(), 12)  # one replica: any size
+    """
+    replicas = strategy.num_replicas_in_sync
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive int. Received: {batch_size!r}.")
+    if batch_size % replicas:
+        lower = batch_size - batch_size % replicas
+        upper = lower + replicas
+        choices = f"{lower} or {upper}" if lower else f"{upper}"
+        raise ValueError(
+            f"batch_size={batch_size} is the global batch; it must be a multiple of the "
+            f"{replicas} replicas of {type(strategy).__name__} (each takes batch_size / "
+            f"{replicas} rows). Use batch_size={choices}."
+        )
 
 
 def resolve_jit_compile(strategy, requested, precision="float32"):

@@ -20,8 +20,10 @@ from keras_lm.training.compile import compile_for_training
 from keras_lm.training.config import resolve_train_config
 from keras_lm.training.losses import MaskedSparseCrossEntropy
 from keras_lm.training.metrics import Perplexity
+from keras_lm.training.multi_worker import prepare_for_multi_worker
 from keras_lm.training.metrics import token_accuracy
 from keras_lm.training.optimizers import build_optimizer
+from keras_lm.training.strategy import check_global_batch_size
 from keras_lm.training.strategy import create_strategy
 from keras_lm.training.strategy import resolve_jit_compile
 from keras_lm.training.strategy import set_precision
@@ -138,15 +140,19 @@ def fit(
             for callback in extra_callbacks:
                 if isinstance(callback, StepCallback):
                     callback.start_at(step)
+            chief = strategy.extended.should_checkpoint
             callbacks = [
                 _EpochBoundaries(total_steps, eval_every, initial_step=step),  # first: see class
                 NaNStopper(initial_step=step),  # before the checkpoints: never save a NaN state
                 ProgressLogger(total_steps, config.log_every, tokens_per_step, initial_step=step),
                 checkpoints,
-                MetricsLogger(os.path.join(workdir, "metrics.jsonl"), initial_step=step),
+                # Under multi-worker training every worker logs the same (all-reduced)
+                # figures: the chief alone writes them to the shared workdir.
+                MetricsLogger(os.path.join(workdir, "metrics.jsonl"), initial_step=step)
+                if chief else None,
                 tensorboard_callback(
                     os.path.join(workdir, "tensorboard"), config.log_every, initial_step=step
-                ),
+                ) if chief else None,
                 *extra_callbacks,
             ]
             callbacks = [callback for callback in callbacks if callback is not None]
@@ -163,6 +169,10 @@ def fit(
             hint = caching_allocator_hint()
             if hint:
                 logging.warning(hint)
+            train_dataset = make_train_dataset(step)
+            _check_batch_splits(train_dataset, strategy)
+            if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+                prepare_for_multi_worker(model, strategy)
             with warnings.catch_warnings():
                 # Keras warns "Your input ran out of data; interrupting training" whenever a
                 # dataset of unknown length ends, the finite validation set at every
@@ -170,7 +180,7 @@ def fit(
                 # error of its own (_EpochBoundaries), so the warning adds nothing.
                 warnings.filterwarnings("ignore", message="Your input ran out of data")
                 history = model.fit(
-                    make_train_dataset(step),
+                    train_dataset,
                     validation_data=_validation_data(validation_dataset, config.eval_steps),
                     steps_per_epoch=eval_every,
                     initial_epoch=step // eval_every,
@@ -182,6 +192,18 @@ def fit(
             return _result(model, step, callbacks[0].step, history, start_time, tokens_per_step)
     finally:
         keras.config.set_dtype_policy(previous_policy)
+
+
+def _check_batch_splits(dataset, strategy):
+    """A clear error when the dataset's (static) global batch does not split over the replicas.
+
+    Keras would otherwise fail at the first step with "Inputs to operation AddN ... must have
+    the same size and shape".
+    """
+    leading = [spec.shape[0] for spec in tf.nest.flatten(dataset.element_spec)
+               if hasattr(spec, "shape") and spec.shape.rank]
+    if leading and isinstance(leading[0], int):
+        check_global_batch_size(strategy, leading[0])
 
 
 def _validation_data(dataset, eval_steps):

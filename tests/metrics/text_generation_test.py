@@ -92,3 +92,14 @@ def test_bad_input():
         metrics.character_error_rate(["a"], [None])
     with pytest.raises(ValueError, match="empty"):
         metrics.corpus_chrf([], [])
+
+
+def test_all_metrics_read_one_pass_iterables_once():
+    # Before the fix, text_generation_metrics read generators once per metric: the second
+    # read saw them empty and raised "`hypotheses` is empty".
+    scores = metrics.text_generation_metrics((h for h in HYPOTHESES), iter(REFERENCES))
+    expected = metrics.text_generation_metrics(HYPOTHESES, REFERENCES)
+    assert scores == expected and scores["examples"] == 3
+    assert scores["character_error_rate"] == pytest.approx(
+        sum(levenshtein(h, r) for h, r in zip(HYPOTHESES, REFERENCES))
+        / sum(len(r) for r in REFERENCES))

@@ -203,3 +203,113 @@ def test_fit_under_xla_matches_eager(cell):
         history = model.fit(x, x, batch_size=4, epochs=2, verbose=0, shuffle=False)
         losses.append(history.history["loss"])
     np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def numpy_recurrent_layer(cell, kernel, recurrent_kernel, bias, inputs):
+    """One layer from the textbook equations, float64, zero initial state: [B, T, I] -> [B, T, H].
+
+    Gate order (i, f, g, o) for the LSTM and (z, r, h) for the GRU, Keras's layout; the GRU is
+    the reset-after variant: h~ = tanh(W_h x + b_ih + r * (U_h h + b_rh)).
+    """
+    batch, steps, _ = inputs.shape
+    units = recurrent_kernel.shape[0]
+    h, c, outputs = np.zeros((batch, units)), np.zeros((batch, units)), []
+    for t in range(steps):
+        x = inputs[:, t]
+        if cell == "lstm":
+            i, f, g, o = np.split(x @ kernel + h @ recurrent_kernel + bias, 4, axis=-1)
+            c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+            h = _sigmoid(o) * np.tanh(c)
+        elif cell == "gru":
+            xz, xr, xh = np.split(x @ kernel + bias[0], 3, axis=-1)
+            hz, hr, hh = np.split(h @ recurrent_kernel + bias[1], 3, axis=-1)
+            z, r = _sigmoid(xz + hz), _sigmoid(xr + hr)
+            h = z * h + (1 - z) * np.tanh(xh + r * hh)
+        else:
+            h = np.tanh(x @ kernel + h @ recurrent_kernel + bias)
+        outputs.append(h)
+    return np.stack(outputs, axis=1)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("tie_embeddings, embedding_dim", [(True, 8), (False, 16)])
+def test_logits_match_a_numpy_implementation_of_the_equations(rng, cell, tie_embeddings,
+                                                             embedding_dim):
+    model = tiny(cell, tie_embeddings=tie_embeddings, embedding_dim=embedding_dim)
+    model.build()
+    # Weights of scale 0.5 (not the small initial ones) so every gate and the state matter.
+    model.set_weights([rng.normal(scale=0.5, size=w.shape).astype("float32")
+                       for w in model.get_weights()])
+    ids = rng.integers(0, V, size=(2, 9))
+    table = keras.ops.convert_to_numpy(model.embeddings.embeddings).astype("float64")
+    x = table[ids]
+    for layer in model.recurrent_layers:
+        kernel, recurrent_kernel, bias = (keras.ops.convert_to_numpy(w).astype("float64")
+                                          for w in layer.cell.weights)
+        x = numpy_recurrent_layer(cell, kernel, recurrent_kernel, bias, x)
+    if model.projection is not None:
+        x = x @ keras.ops.convert_to_numpy(model.projection.kernel)
+    output = table.T if tie_embeddings else keras.ops.convert_to_numpy(
+        model.embeddings.reverse_embeddings)
+    expected = x @ output  # (B, T, V)
+    np.testing.assert_allclose(np.array(model(ids)), expected, atol=2e-5)
+    # The scanned path (segment ids, also the XLA path) gives the same logits.
+    np.testing.assert_allclose(
+        np.array(model({"token_ids": ids, "segment_ids": np.ones_like(ids)})), expected,
+        atol=2e-5)
+
+
+def test_float_token_ids_are_an_error_and_empty_windows_give_empty_logits():
+    model = tiny("lstm")
+    # Before the fix float ids were truncated silently (1.7 read as token 1).
+    with pytest.raises(TypeError, match="`token_ids` must be integer.*float32.*cast"):
+        model(np.array([[1.7, 2.0]], "float32"))
+    with pytest.raises(TypeError, match="`token_ids` must be integer.*float"):
+        model({"token_ids": np.array([[1.0, 2.0]])})
+    with pytest.raises(TypeError, match="`token_ids` must be integer"):
+        model.call_with_cache(np.ones((1, 1), "float32"), model.init_cache(1), 0)
+    # T = 0 gives [B, 0, V] as DecoderLM does (Keras's RNN layers fail on it) and keeps the state.
+    assert tuple(model(np.zeros((2, 0), "int32")).shape) == (2, 0, V)
+    cache = tuple(keras.ops.ones((1, 16)) for _ in range(4))
+    logits, state = model.call_with_cache(np.zeros((1, 0), "int32"), cache, 0)
+    assert tuple(logits.shape) == (1, 0, V)
+    assert all(np.array_equal(np.array(a), np.array(b)) for a, b in zip(state, cache))
+    assert tuple(model(np.array([[1, 2]], "uint8")).shape) == (1, 2, V)  # any integer dtype
+
+
+def test_evaluation_scale_matches_a_hand_computation():
+    """`keras-lm evaluate` on a RecurrentLM: every label once, the state reset at each window
+    (as a Transformer's context is), nats per token and bits per character + separator."""
+    import math
+
+    from keras_lm.tasks.language_model import evaluate_model
+    from keras_lm.tokenizers import CharTokenizer
+
+    documents = ["to be or not", "ay", "the rest is silence."]
+    tokenizer = CharTokenizer.fit(documents)
+    model = RecurrentLM(vocabulary_size=tokenizer.vocabulary_size, cell="gru", hidden_dim=8,
+                        sequence_length=32)
+    window = 8
+    metrics = evaluate_model(model, tokenizer, documents, window, 3)
+    stream = [tokenizer.eos_id]
+    for document in documents:
+        stream += [int(i) for i in np.array(tokenizer.tokenize(document))] + [tokenizer.eos_id]
+    nll, count = 0.0, 0
+    for start in range(0, len(stream) - 1, window):  # each window from a zero state
+        piece = stream[start:start + window + 1]
+        logits = np.array(model(np.array([piece[:-1]], "int32")))[0].astype("float64")
+        shifted = logits - logits.max(-1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+        nll -= sum(log_probs[i, label] for i, label in enumerate(piece[1:]))
+        count += len(piece) - 1
+    characters = sum(len(d) for d in documents) + len(documents)  # + one separator each
+    assert metrics["tokens"] == count == characters
+    assert metrics["loss"] == pytest.approx(nll / count, rel=1e-5)
+    assert metrics["perplexity"] == pytest.approx(math.exp(nll / count), rel=1e-5)
+    assert metrics["bits_per_token"] == pytest.approx(nll / count / math.log(2), rel=1e-5)
+    assert metrics["bits_per_character"] == pytest.approx(nll / math.log(2) / characters,
+                                                          rel=1e-5)

@@ -146,6 +146,23 @@ def test_bad_inputs_fail_early(tmp_path):
         run_fit(tmp_path, validation_dataset=tiny_lm.validation_dataset().repeat())
 
 
+def test_a_global_batch_that_does_not_split_over_the_replicas_is_refused(tmp_path, monkeypatch):
+    from keras_lm.training import trainer
+
+    class TwoReplicas:  # what fit reads of a 2-replica strategy, on the default devices
+        num_replicas_in_sync = 2
+        extended = tf.distribute.get_strategy().extended
+
+        def scope(self):
+            return tf.distribute.get_strategy().scope()
+
+    monkeypatch.setattr(trainer, "create_strategy", lambda *args: TwoReplicas())
+    odd = lambda start: tiny_lm.make_train_dataset(start, batch_size=3)  # noqa: E731
+    with pytest.raises(ValueError, match=r"batch_size=3 is the global batch.*batch_size=2 or 4"):
+        run_fit(tmp_path, make_train_dataset=odd)
+    assert checkpoint_steps(tmp_path / "checkpoints") == []  # refused before the first step
+
+
 def test_mixed_bfloat16_trains_and_restores_the_global_policy(tmp_path):
     result = run_fit(
         tmp_path, {**CONFIG, "steps": 3, "precision": "mixed_bfloat16"}, validation_dataset=None

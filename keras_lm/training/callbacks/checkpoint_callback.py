@@ -2,6 +2,7 @@
 
 import math
 import os
+import shutil
 import tempfile
 
 import tensorflow as tf
@@ -54,6 +55,7 @@ class CheckpointCallback(StepCallback):
         self.best = math.inf
         self._checkpoint = None
         self._model_attached = None
+        self._scratch = None  # a non-chief worker's throwaway checkpoint folder
         # Created here, usually outside any strategy scope: plain host variables.
         self._step = tf.Variable(self.step, dtype=tf.int64, trainable=False, name="step")
         self._best = tf.Variable(self.best, dtype=tf.float64, trainable=False, name="best")
@@ -87,7 +89,8 @@ class CheckpointCallback(StepCallback):
                 f"Cannot resume from {path}: its variables do not match this model and "
                 f"optimizer ({error}). The checkpoint is left as it is. Causes: a different "
                 "model config; a different train.precision to or from mixed_float16 (its "
-                "loss-scale optimizer keeps extra variables); or AdamW's state layout: with one replica it keeps its moments "
+                "loss-scale optimizer keeps extra variables); or AdamW's state layout: with "
+                "one replica it keeps its moments "
                 "as two flat vectors (config.train.fused_optimizer=True), with several "
                 "replicas, or fused_optimizer=False, one pair per weight. Resume with the "
                 "config and strategy that wrote it (or with --config.train.fused_optimizer="
@@ -119,6 +122,12 @@ class CheckpointCallback(StepCallback):
             path = self._best_manager.save(checkpoint_number=self.step)
             logging.info("Saved best checkpoint %s (%s %.4f).", path, self.monitor, self.best)
 
+    def on_train_end(self, logs=None):
+        if self._scratch is not None:  # a non-chief worker's copies: nobody reads them
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+            self._model_attached = None  # a later fit makes a new folder
+
     def _attach(self, model):
         if self._checkpoint is not None and self._model_attached is model:
             return
@@ -127,7 +136,9 @@ class CheckpointCallback(StepCallback):
         directory = self.directory
         strategy = getattr(model, "distribute_strategy", None) or tf.distribute.get_strategy()
         if not strategy.extended.should_checkpoint:
-            directory = tempfile.mkdtemp(prefix="keras_lm_worker_checkpoints_")
+            if self._scratch is None:
+                self._scratch = tempfile.mkdtemp(prefix="keras_lm_worker_checkpoints_")
+            directory = self._scratch
         self._manager = tf.train.CheckpointManager(
             self._checkpoint, directory, max_to_keep=self.keep
         )

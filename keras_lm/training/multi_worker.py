@@ -1,0 +1,62 @@
+"""Two work-arounds that let Keras 3's `fit` train under `MultiWorkerMirroredStrategy`.
+
+Keras 3.15's TensorFlow trainer fails twice under a multi-worker strategy
+(keras-team/keras#20585, #20329), whatever the model:
+
+1. `fit` builds the model from a batch it first averages over the replicas with
+   `strategy.reduce("MEAN", batch)`; a multi-worker strategy cannot reduce a nested batch
+   (features, labels, weights): "Attempt to convert a value ({...: PerReplica ...}) ... to a
+   Tensor".
+2. Each step's logs (scalar metric results) are averaged with
+   `strategy.reduce("MEAN", value, axis=0)`: "Invalid reduction dimension 0 for input with 0
+   dimensions".
+
+`prepare_for_multi_worker` builds the model from this worker's first replica batch (the build
+needs shapes and dtypes only; integer ids stay integers) and averages scalar logs over the
+replicas (`axis=None`). Everything else (the all-reduced gradients, the optimizer) is Keras's
+and TensorFlow's own.
+"""
+
+import tensorflow as tf
+from keras.src import tree
+from keras.src.backend.tensorflow import trainer as tf_trainer
+
+_keras_reduce_per_replica = tf_trainer.reduce_per_replica
+
+
+def prepare_for_multi_worker(model, strategy):
+    """Lets `model.fit` run under the multi-worker `strategy` (see the module docstring).
+
+    Args:
+        model: the compiled Keras model, built inside `strategy.scope()`.
+        strategy: a `tf.distribute.MultiWorkerMirroredStrategy`.
+    """
+
+    def local_value(value):
+        if isinstance(value, tf.distribute.DistributedValues):
+            return strategy.experimental_local_results(value)[0]
+        return value
+
+    def maybe_symbolic_build(iterator=None, data_batch=None):
+        if iterator is not None:
+            for _, _, batches in iterator:
+                data_batch = tree.map_structure(local_value, next(batches))
+                break
+        with strategy.scope():
+            model._symbolic_build(data_batch=data_batch)
+
+    model._maybe_symbolic_build = maybe_symbolic_build
+    tf_trainer.reduce_per_replica = _reduce_per_replica
+
+
+def _reduce_per_replica(values, strategy, reduction):
+    """Keras's `reduce_per_replica`, with scalars averaged over all replicas of all workers."""
+    if reduction != "auto" or not tf_trainer._collective_all_reduce_multi_worker(strategy):
+        return _keras_reduce_per_replica(values, strategy, reduction)
+
+    def reduce(value):
+        if value is not None and value.shape.rank == 0:
+            return strategy.reduce("MEAN", value, axis=None)
+        return _keras_reduce_per_replica(value, strategy, reduction)
+
+    return tree.map_structure(reduce, values)
