@@ -1,5 +1,6 @@
 """SavedModel endpoints of a causal language model: strings in, strings and scores out."""
 
+import numpy as np
 import tensorflow as tf
 
 from keras_lm.export.batching import continuations
@@ -44,8 +45,9 @@ class CausalLMModule(tf.Module):
     - `max_new_tokens` is clamped to [1, C - 1] (C: the model's `sequence_length`);
     - a prompt keeps its last C - max_new_tokens tokens (`generate(..., truncate=True)`);
     - an empty prompt starts a new document (the eos token is its one token);
-    - a text longer than the context is scored in consecutive windows of C tokens, each
-      read without the previous one (as `keras-lm evaluate` does).
+    - a text longer than the scoring window (`score_length`, default C) is scored in
+      consecutive windows of that many tokens, each read without the previous one (as
+      `keras-lm evaluate` does with `data.sequence_length`, which `keras-lm export` passes).
 
     Decoding is `keras_lm.generation`'s XLA-compiled loop with the KV (or recurrent) cache,
     on a fixed [B, C] buffer so that XLA compiles it once per batch size. A row stops at its
@@ -64,6 +66,9 @@ class CausalLMModule(tf.Module):
         top_p: float, default (1.0: off).
         seed: int, default sampling seed (the same seed gives the same text, for a prompt
             alone or batched with any others).
+        score_length: int in [1, C] or None (C): the window of `score`. Give the training
+            data's `sequence_length` so that scores equal `keras-lm evaluate`'s, e.g. for a
+            recurrent LM whose nominal context is longer than its training windows.
 
     Example:
     >>> module = CausalLMModule(model, tokenizer, max_new_tokens=32)
@@ -75,7 +80,7 @@ class CausalLMModule(tf.Module):
     main_signature = "generate"
 
     def __init__(self, model, tokenizer, max_new_tokens=64, temperature=0.0, top_k=0,
-                 top_p=1.0, seed=0):
+                 top_p=1.0, seed=0, score_length=None):
         super().__init__(name="keras_lm_causal_lm")
         if tokenizer.vocabulary_size != model.vocabulary_size:
             raise ValueError(
@@ -97,7 +102,18 @@ class CausalLMModule(tf.Module):
                 "A model needs a context of at least 2 tokens to generate (one prompt token, "
                 f"one new token). Received: sequence_length={context}."
             )
+        if score_length is None:
+            score_length = context
+        if (isinstance(score_length, bool) or not isinstance(score_length, (int, np.integer))
+                or not 1 <= score_length <= context):
+            raise ValueError(
+                f"`score_length` must be an int in [1, {context}] (the model's context), the "
+                "window `score` reads, e.g. the training data's sequence_length. Received: "
+                f"score_length={score_length!r}"
+            )
+        score_length = int(score_length)
         self.context_length = context
+        self.score_length = score_length
         self.defaults = {
             "max_new_tokens": max(1, min(int(max_new_tokens), context - 1)),
             "temperature": float(temperature),
@@ -136,7 +152,7 @@ class CausalLMModule(tf.Module):
         @tf.function(input_signature=[STRINGS])
         def score(texts):
             ids = tokenizer.tokenize(texts)  # (B, None) ragged
-            inputs, labels, weights, text_index = score_windows(ids, stop_id, context)
+            inputs, labels, weights, text_index = score_windows(ids, stop_id, score_length)
             logits = tf.cast(model(inputs, training=False), tf.float32)  # (B N, Wd, V)
             log_probs = tf.gather(tf.nn.log_softmax(logits), labels, batch_dims=2)  # (B N, Wd)
             log_probs = tf.where(weights > 0, tf.cast(log_probs, tf.float64), 0.0)
@@ -162,6 +178,7 @@ class CausalLMModule(tf.Module):
         """What `keras_lm_export.json` records about these signatures beyond their specs."""
         return {
             "context_length": self.context_length,
+            "score_length": self.score_length,
             "generate_defaults": dict(self.defaults),
             "stop_token_id": int(self.tokenizer.eos_id),
         }

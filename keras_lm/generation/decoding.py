@@ -18,6 +18,7 @@ query can attend to them (a query at position t sees keys <= t only), so every r
 exactly as if alone.
 """
 
+import operator
 import weakref
 
 import numpy as np
@@ -266,7 +267,7 @@ def generate(
             raise ValueError("Text prompts need a `tokenizer`; or pass lists of token ids.")
         ids = [list(np.asarray(tokenizer.tokenize(p)).tolist()) for p in prompts]
     else:
-        ids = [[int(i) for i in p] for p in prompts]
+        ids = [[_token_id(t, i) for t in p] for i, p in enumerate(prompts)]
     start_id = tokenizer.eos_id if tokenizer is not None else None
     for i, row in enumerate(ids):
         if not row:
@@ -331,6 +332,18 @@ def generate(
     if texts_in or tokenizer is not None:
         return texts[0] if single else texts
     return results
+
+
+def _token_id(value, prompt_index):
+    """An int token id; a float (1.7) is an error, not truncated onto another id."""
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise ValueError(
+            f"Prompt {prompt_index} holds {value!r} ({type(value).__name__}): token ids must be "
+            "ints. Tokenize text with the model's tokenizer, or pass the text with "
+            "`tokenizer=`."
+        ) from None
 
 
 def _check_sampler_settings(temperature, top_k, top_p, seed):

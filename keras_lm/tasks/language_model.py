@@ -429,6 +429,12 @@ def export(workdir, export_dir, version=None, overwrite=False, which="latest"):
     defaults = {name: sample_config[name] for name in
                 ("max_new_tokens", "temperature", "top_k", "top_p", "seed")
                 if name in sample_config}
+    from keras_lm.export.kinds import kind_of
+
+    if kind_of(model) == "causal_lm":
+        # `score` in the windows `evaluate` uses, not the model's nominal context (a recurrent
+        # LM's may be longer than its training windows).
+        defaults["score_length"] = min(config.data.sequence_length, model.sequence_length)
     return export_model(model, tokenizer, export_dir, version=version, overwrite=overwrite,
                         config=config, step=step, **defaults)
 

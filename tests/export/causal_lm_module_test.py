@@ -103,6 +103,24 @@ def test_score_equals_a_numpy_reference(lm, char_tokenizer):
     assert out["token_counts"].numpy().tolist() == [e[1] for e in expected]
 
 
+def test_score_in_shorter_windows_equals_the_reference(lm, char_tokenizer):
+    model, _ = lm
+    module = CausalLMModule(model, char_tokenizer, max_new_tokens=MAX_NEW, score_length=5)
+    texts = ["it was the age", "", TINY_TEXT[:23]]  # 15, 1 and 24 labels: 3, 1, 5 windows
+    out = module.score(tf.constant(texts))
+    expected = reference_scores(model, char_tokenizer, texts, width=5)
+    np.testing.assert_allclose(out["log_likelihood"].numpy(), [e[0] for e in expected],
+                               rtol=1e-5)
+    assert out["token_counts"].numpy().tolist() == [e[1] for e in expected]
+    # Whole-context windows score the long text differently: the option reaches `score`.
+    full = reference_scores(model, char_tokenizer, texts[2:])[0][0]
+    assert abs(out["log_likelihood"].numpy()[2] - full) > 1e-3
+    assert module.metadata()["score_length"] == 5
+    for bad in (0, CONTEXT + 1, 2.5, True):
+        with pytest.raises(ValueError, match="score_length"):
+            CausalLMModule(model, char_tokenizer, score_length=bad)
+
+
 def test_an_empty_batch_gives_empty_outputs(lm):
     _, module = lm
     empty = tf.constant([], tf.string)

@@ -57,13 +57,14 @@ def untrained_workdir(directory, step=3, **model_fields):
     return workdir
 
 
-def reference_scores(model, tokenizer, texts):
+def reference_scores(model, tokenizer, texts, width=None):
     """Total log-likelihood and label count per text, in float64 numpy, window by window.
 
     The evaluation's convention, written out independently: the stream is
-    [eos] + text + [eos], cut into non-overlapping windows of the model's context.
+    [eos] + text + [eos], cut into non-overlapping windows of `width` tokens (default: the
+    model's context).
     """
-    context = model.sequence_length
+    context = width or model.sequence_length
     results = []
     for text in texts:
         stream = [tokenizer.eos_id] + np.asarray(tokenizer.tokenize(text)).tolist()

@@ -22,7 +22,7 @@ def _keras_lm(*args):
 
 @pytest.mark.slow
 def test_export_command(tmp_path):
-    workdir = untrained_workdir(str(tmp_path / "gpt"))
+    workdir = untrained_workdir(str(tmp_path / "gpt"), sequence_length=32)  # data: 16
     ngram = shrink(language_model.default_config(), write_tiny_corpus(str(tmp_path / "c")))
     ngram.model = dict(type="ngram", order=3)
     ngram_workdir = str(tmp_path / "ngram")
@@ -45,7 +45,10 @@ def test_export_command(tmp_path):
     assert code == 0, stderr[-3000:]
     assert stdout.strip().splitlines()[-1] == str(replaced / "1")
     assert not (replaced / "1" / "old.txt").exists()
-    assert export.read_metadata(str(replaced / "1"))["step"] == 3
+    metadata = export.read_metadata(str(replaced / "1"))
+    assert metadata["step"] == 3
+    # `score` reads the training data's windows (as `evaluate` does), not the whole context.
+    assert (metadata["score_length"], metadata["context_length"]) == (16, 32)
 
     (_, stderr), code = out["exists"]
     assert code == 1 and "already exists" in stderr and "--overwrite" in stderr
@@ -59,3 +62,20 @@ def test_export_command(tmp_path):
 
     (_, stderr), code = out["no_export_dir"]
     assert code != 0 and "export needs --export_dir" in stderr
+
+
+def test_exported_score_equals_evaluate_on_the_same_text(tmp_path):
+    import tensorflow as tf
+
+    from keras_lm.testing.configs import TINY_TEXT
+
+    # A model context (32) longer than the training windows (16): `evaluate` scores in
+    # windows of 16, and so must the exported `score`.
+    workdir = untrained_workdir(str(tmp_path / "gpt"), sequence_length=32)
+    path = language_model.export(workdir, str(tmp_path / "out"))
+    config, tokenizer, model, _ = language_model.load(workdir, "latest")
+    text = TINY_TEXT[:40]  # 41 labels: 3 windows of 16
+    metrics = language_model.evaluate_model(model, tokenizer, [text], 16, 4)
+    out = tf.saved_model.load(path).signatures["score"](texts=tf.constant([text]))
+    assert int(out["token_counts"][0]) == metrics["tokens"] == 41
+    assert -float(out["log_likelihood"][0]) / 41 == pytest.approx(metrics["loss"], rel=1e-5)

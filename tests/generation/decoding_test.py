@@ -126,6 +126,12 @@ def test_bad_input(tokenizer):
         generate(model, "text without tokenizer")
     with pytest.raises(ValueError, match="outside"):
         generate(model, [[1, 99]])
+    with pytest.raises(ValueError, match="outside"):
+        generate(model, [[1, -1]])  # not the last token, as an index would read it
+    with pytest.raises(ValueError, match=r"Prompt 1 holds 1.7 .*must be ints"):
+        generate(model, [[1, 2], [1.7]])  # not truncated onto token 1
+    assert generate(model, [np.array([1, 2], np.int64)], max_new_tokens=2, temperature=0.0) \
+        == generate(model, [[1, 2]], max_new_tokens=2, temperature=0.0)  # numpy ints are ids
     with pytest.raises(ValueError, match="empty"):
         generate(model, [])
     with pytest.raises(ValueError, match="flat list of token ids"):
