@@ -51,6 +51,13 @@ def macro_f1(y_true, y_pred):
 def confusion_matrix(y_true, y_pred, num_labels):
     """int64 [C, C] counts: row = reference class, column = predicted class."""
     y_true, y_pred = _check(y_true, y_pred)
+    for name, values in (("y_true", y_true), ("y_pred", y_pred)):
+        outside = values[(values < 0) | (values >= num_labels)]
+        if outside.size:
+            raise ValueError(
+                f"{name} holds class id {int(outside[0])}, outside [0, {num_labels}) of a "
+                f"confusion matrix with num_labels={num_labels}."
+            )
     matrix = np.zeros((num_labels, num_labels), np.int64)
     np.add.at(matrix, (y_true, y_pred), 1)
     return matrix
@@ -66,14 +73,20 @@ def classification_metrics(y_true, y_pred, label_names=None):
     metrics = {"accuracy": accuracy(y_true, y_pred), "macro_f1": macro_f1(y_true, y_pred),
                "examples": int(len(y_true))}
     if label_names is not None:
+        label_names = list(label_names)
+        for label in per_class_f1(y_true, y_pred):
+            if not 0 <= label < len(label_names):
+                raise ValueError(
+                    f"Class id {label} has no name: label_names holds {len(label_names)} names "
+                    f"(ids 0 to {len(label_names) - 1})."
+                )
         for label, score in per_class_f1(y_true, y_pred).items():
             metrics[f"f1_{label_names[label]}"] = score
     return metrics
 
 
 def _check(y_true, y_pred):
-    y_true = np.asarray(y_true, np.int64).reshape(-1)
-    y_pred = np.asarray(y_pred, np.int64).reshape(-1)
+    y_true, y_pred = _label_ids(y_true, "y_true"), _label_ids(y_pred, "y_pred")
     if y_true.shape != y_pred.shape:
         raise ValueError(
             f"y_true and y_pred must have the same length. Received: {y_true.shape[0]} "
@@ -82,3 +95,37 @@ def _check(y_true, y_pred):
     if y_true.size == 0:
         raise ValueError("y_true is empty: there is nothing to score.")
     return y_true, y_pred
+
+
+def _label_ids(values, name):
+    """`values` as a 1-D int64 array; refuses None, scores [N, C] and non-integer ids (which a
+    cast to int would silently truncate)."""
+    if values is None or isinstance(values, (str, bytes)):
+        raise TypeError(
+            f"{name} must be a sequence of integer class ids; received {type(values).__name__}."
+        )
+    array = np.asarray(values)
+    if sum(size != 1 for size in array.shape) > 1:
+        raise ValueError(
+            f"{name} must be 1-D class ids; received shape {array.shape}. For scores or "
+            "probabilities [N, C], pass their argmax(-1)."
+        )
+    array = array.reshape(-1)
+    if array.dtype.kind in "biu":
+        return array.astype(np.int64)
+    if array.dtype.kind == "f":
+        bad = array[~np.isfinite(array) | (array != np.round(array))]
+        if bad.size:
+            raise ValueError(
+                f"{name} must hold integer class ids; received {float(bad[0])}. For scores or "
+                "probabilities, pass the predicted class ids (argmax), not the values."
+            )
+        return array.astype(np.int64)
+    bad = [v for v in array.tolist() if not isinstance(v, (int, np.integer))]
+    if not bad:  # Python ints that numpy kept as objects
+        return array.astype(np.int64)
+    bad = bad[0]
+    raise TypeError(
+        f"{name} must hold integer class ids; received {bad!r:.60} of type "
+        f"{type(bad).__name__}."
+    )

@@ -9,6 +9,7 @@ the official script does.
 """
 
 import collections
+import collections.abc
 import re
 import string
 
@@ -57,21 +58,60 @@ def squad_scores(predictions, references):
 
     Returns:
         {"exact_match": float, "f1": float, "questions": int}; a question without a
-        prediction scores 0 (as in the official script).
+        prediction scores 0 (as in the official script), and predictions of questions not in
+        `references` are ignored.
+
+    Raises:
+        TypeError: a dict is missing, an answer list is one str, or an answer is not a str.
+        ValueError: no reference, a question without answers, or predictions (not empty)
+            none of whose ids is a reference question.
 
     Example:
     >>> squad_scores({"q": "the Broncos"}, {"q": ["Denver Broncos", "Broncos"]})
     {'exact_match': 100.0, 'f1': 100.0, 'questions': 1}
     """
+    for name, value in (("predictions", predictions), ("references", references)):
+        if not isinstance(value, collections.abc.Mapping):
+            raise TypeError(
+                f"{name} must be a dict keyed by question id; received {type(value).__name__}."
+            )
     if not references:
         raise ValueError("references is empty: there is nothing to score.")
+    if predictions and not any(question in references for question in predictions):
+        # Almost surely ids of another type or split (e.g. 1 against "1"): every question
+        # would silently score 0.
+        some_prediction, some_reference = next(iter(predictions)), next(iter(references))
+        raise ValueError(
+            f"None of the {len(predictions)} predictions' question ids is a question of "
+            f"references; e.g. prediction id {some_prediction!r} "
+            f"({type(some_prediction).__name__}), reference id {some_reference!r} "
+            f"({type(some_reference).__name__})."
+        )
     total_em = total_f1 = 0.0
     for question, answers in references.items():
+        if isinstance(answers, str) or not isinstance(answers, collections.abc.Iterable):
+            hint = " (wrap one answer in a list: [text])" if isinstance(answers, str) else ""
+            raise TypeError(
+                f"references[{question!r}] must be a list of answer texts; received "
+                f"{type(answers).__name__}{hint}."
+            )
+        answers = list(answers)
         if not answers:
             raise ValueError(f"Question {question!r} has no reference answer.")
+        for answer in answers:
+            if not isinstance(answer, str):
+                raise TypeError(
+                    f"references[{question!r}] must hold str answers; received {answer!r:.60} "
+                    f"of type {type(answer).__name__}."
+                )
         if question not in predictions:
             continue
         prediction = predictions[question]
+        if not isinstance(prediction, str):
+            raise TypeError(
+                f"predictions[{question!r}] must be the answer text (str); received "
+                f"{prediction!r:.60} of type {type(prediction).__name__}."
+            )
         total_em += max(exact_match(prediction, a) for a in answers)
         total_f1 += max(f1(prediction, a) for a in answers)
     count = len(references)

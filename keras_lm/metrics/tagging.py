@@ -1,8 +1,9 @@
 """Entity-level precision, recall and F1 of tag sequences (seqeval's default definition).
 
 Tags are "O" or "PREFIX-TYPE" with PREFIX one of B, I, E, S (IOB1, IOB2, IOE and IOBES
-sequences all work; a bare tag such as "PER" counts as "I-PER"). Entities are read with the
-CoNLL evaluation script's (conlleval's) chunk rules, as seqeval does in its default mode:
+sequences all work; a bare tag such as "PER" counts as "I-PER", where seqeval would take its
+first letter for the prefix). Entities are read with the CoNLL evaluation script's
+(conlleval's) chunk rules, as seqeval does in its default mode:
 
 - a chunk starts at B or S, at I or E after O / E / S, and at any typed tag whose type
   differs from the previous tag's;
@@ -80,24 +81,52 @@ def entity_scores(references, predictions):
         A dict: precision, recall, f1, entities (reference count), predicted (count) and, per
         type T, f1_T.
 
+    Raises:
+        TypeError: not a list of sentences, each a list (or other sequence) of str tags (a
+            flat list of tags is refused, not read as one-tag sentences).
+        ValueError: no sentence, or sentence counts or lengths that differ.
+
     Example:
     >>> scores = entity_scores([["B-PER", "I-PER", "O"]], [["B-PER", "O", "O"]])
     >>> scores["precision"], scores["recall"]
     (0.0, 0.0)
     """
+    for name, value in (("references", references), ("predictions", predictions)):
+        if value is None or isinstance(value, (str, bytes)):
+            raise TypeError(
+                f"{name} must be a list of tag sequences (one list of tags per sentence); "
+                f"received {type(value).__name__}."
+            )
+    references, predictions = list(references), list(predictions)
     if len(references) != len(predictions):
         raise ValueError(
             f"references and predictions must hold the same number of sentences. Received: "
             f"{len(references)} and {len(predictions)}."
         )
+    if not references:
+        raise ValueError("references is empty: there is no sentence to score.")
     for index, (reference, prediction) in enumerate(zip(references, predictions)):
+        for name, sentence in (("references", reference), ("predictions", prediction)):
+            # A flat list of tags reads as sentences of one str each, split into characters.
+            if isinstance(sentence, (str, bytes)) or not hasattr(sentence, "__len__"):
+                raise TypeError(
+                    f"{name}[{index}] must be a list of tags (one sentence); received "
+                    f"{sentence!r:.60} of type {type(sentence).__name__}. Pass one list per "
+                    'sentence, e.g. [["B-PER", "I-PER", "O"]].'
+                )
+            for position, tag in enumerate(sentence):
+                if not isinstance(tag, str):
+                    raise TypeError(
+                        f"{name}[{index}][{position}] must be a str tag; received {tag!r:.60} "
+                        f"of type {type(tag).__name__}."
+                    )
         if len(reference) != len(prediction):
             raise ValueError(
                 f"Sentence {index} has {len(reference)} reference tags but {len(prediction)} "
                 "predicted tags; they must match word for word."
             )
-    true = set(entities([list(r) for r in references])) if references else set()
-    pred = set(entities([list(p) for p in predictions])) if predictions else set()
+    true = set(entities([list(r) for r in references]))
+    pred = set(entities([list(p) for p in predictions]))
     scores = _prf(len(true & pred), len(pred), len(true))
     scores.update(entities=len(true), predicted=len(pred))
     for kind in sorted({e[0] for e in true | pred}):

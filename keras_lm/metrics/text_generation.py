@@ -20,6 +20,12 @@ def _check(hypotheses, references):
             "`hypotheses` and `references` must be lists of str (one output and one reference "
             "an example), not one str. Wrap it: [text]."
         )
+    for name, texts in (("hypotheses", hypotheses), ("references", references)):
+        if texts is None or isinstance(texts, bytes) or not hasattr(texts, "__iter__"):
+            raise TypeError(
+                f"`{name}` must be a list of str (one text an example); received "
+                f"{type(texts).__name__}."
+            )
     hypotheses, references = list(hypotheses), list(references)
     if len(hypotheses) != len(references):
         raise ValueError(

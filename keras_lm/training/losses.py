@@ -58,6 +58,23 @@ def cross_entropy_sums(y_true, logits, sample_weight=None):
     return ops.sum(token_losses * weights), ops.sum(weights)
 
 
+def masked_weights(mask, sample_weight=None):
+    """A Keras mask (B, T) times the sample weights: (B, T) float32, 0 at padding.
+
+    `sample_weight` may be None, (B, T), (B, T, 1) or per sequence (B,), which weighs each
+    row (not each position, as a plain broadcast of (B,) against (B, T) would).
+    """
+    mask = ops.cast(mask, "float32")
+    if sample_weight is None:
+        return mask
+    weights = ops.cast(ops.convert_to_tensor(sample_weight), "float32")
+    if len(weights.shape) == len(mask.shape) + 1:
+        weights = ops.squeeze(weights, axis=-1)  # (B, T, 1) -> (B, T)
+    while len(weights.shape) < len(mask.shape):
+        weights = ops.expand_dims(weights, axis=-1)  # per sequence (B,) -> (B, 1)
+    return mask * weights
+
+
 def masked_sparse_cross_entropy(y_true, logits, sample_weight=None):
     """Mean cross-entropy over real tokens: sum(w * ce) / sum(w), in float32.
 
@@ -113,8 +130,7 @@ class MaskedSparseCrossEntropy(keras.losses.Loss):
     def __call__(self, y_true, y_pred, sample_weight=None):
         mask = getattr(y_pred, "_keras_mask", None)  # Keras 3 (TF backend) stores masks here.
         if mask is not None:
-            mask = ops.cast(mask, "float32")
-            sample_weight = mask if sample_weight is None else mask * sample_weight
+            sample_weight = masked_weights(mask, sample_weight)
         with keras.name_scope(self.name):
             total, count = cross_entropy_sums(y_true, y_pred, sample_weight)
             replica = tf.distribute.get_replica_context()

@@ -7,6 +7,7 @@ import keras
 from keras import ops
 
 from keras_lm.training.losses import cross_entropy_sums
+from keras_lm.training.losses import masked_weights
 
 
 @keras.saving.register_keras_serializable(package="keras_lm")
@@ -24,7 +25,9 @@ class Perplexity(keras.metrics.Metric):
     Call arguments (`update_state`):
         y_true: int tensor (B, T).
         y_pred: float tensor (B, T, V), logits.
-        sample_weight: optional float tensor (B, T); 0 marks padding.
+        sample_weight: optional float tensor (B, T) (or (B,) per sequence); 0 marks padding.
+            A Keras mask on `y_pred` (e.g. from `Embedding(mask_zero=True)`) is multiplied
+            into it, so masked positions count as padding.
 
     Example:
 
@@ -44,6 +47,11 @@ class Perplexity(keras.metrics.Metric):
         )
 
     def update_state(self, y_true, y_pred, sample_weight=None):
+        # A Keras mask on the logits (e.g. from `Embedding(mask_zero=True)`) marks padding, as
+        # it does for `token_accuracy` (a MeanMetricWrapper) and `MaskedSparseCrossEntropy`.
+        mask = getattr(y_pred, "_keras_mask", None)
+        if mask is not None:
+            sample_weight = masked_weights(mask, sample_weight)
         total, count = cross_entropy_sums(y_true, y_pred, sample_weight)
         self.total.assign_add(ops.cast(total, self.dtype))
         self.count.assign_add(ops.cast(count, self.dtype))

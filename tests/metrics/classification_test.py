@@ -37,3 +37,34 @@ def test_errors():
         classification.accuracy([0, 1], [0])
     with pytest.raises(ValueError, match="empty"):
         classification.macro_f1([], [])
+
+
+def test_refuses_scores_non_integer_ids_and_none():
+    # Before the fix, float predictions were cast to int (0.9 -> 0, 1.7 -> 1): accuracy 2/3,
+    # and square score matrices [N, C] were flattened into N * C "labels" (accuracy 0.5).
+    with pytest.raises(ValueError, match=r"y_pred must hold integer class ids; received 0\.9"):
+        classification.accuracy([0, 1, 1], [0.0, 0.9, 1.7])
+    with pytest.raises(ValueError, match=r"y_pred must be 1-D class ids; received shape \(2, 2\)"):
+        classification.accuracy([0, 1, 1, 0], [[0.1, 0.9], [0.8, 0.2]])
+    with pytest.raises(TypeError, match="y_true must be a sequence of integer class ids"):
+        classification.macro_f1(None, [0])
+    with pytest.raises(TypeError, match="y_true must hold integer class ids; received None"):
+        classification.accuracy([0, None], [0, 1])
+    with pytest.raises(ValueError, match="y_pred must hold integer class ids; received nan"):
+        classification.macro_f1([0, 1], [0, float("nan")])
+    # Integer-valued floats and column vectors are ids all the same.
+    assert classification.accuracy([[0], [1], [2]], np.array([0.0, 1.0, 1.0])) == pytest.approx(
+        2 / 3)
+
+
+def test_label_ids_outside_the_names_or_matrix_are_refused():
+    # Before the fix, -1 wrapped onto the last row of the confusion matrix and onto the last
+    # label name; an id past the names raised a bare IndexError.
+    with pytest.raises(ValueError, match=r"y_true holds class id -1, outside \[0, 2\)"):
+        classification.confusion_matrix([0, -1], [0, 1], 2)
+    with pytest.raises(ValueError, match=r"y_pred holds class id 2, outside \[0, 2\)"):
+        classification.confusion_matrix([0, 1], [0, 2], 2)
+    with pytest.raises(ValueError, match="Class id 2 has no name: label_names holds 2 names"):
+        classification.classification_metrics([0, 2], [0, 1], ["a", "b"])
+    with pytest.raises(ValueError, match="Class id -1 has no name"):
+        classification.classification_metrics([0, -1], [0, 0], ["a", "b"])

@@ -36,3 +36,50 @@ def test_errors():
         squad.squad_scores({}, {})
     with pytest.raises(ValueError, match="'q' has no reference"):
         squad.squad_scores({"q": "x"}, {"q": []})
+
+
+def official_normalize(s):
+    """evaluate-v1.1.py's normalize_answer, transcribed."""
+    import re
+    import string
+
+    def remove_articles(text):
+        return re.sub(r"\b(a|an|the)\b", " ", text)
+
+    def white_space_fix(text):
+        return " ".join(text.split())
+
+    def remove_punc(text):
+        exclude = set(string.punctuation)
+        return "".join(ch for ch in text if ch not in exclude)
+
+    return white_space_fix(remove_articles(remove_punc(s.lower())))
+
+
+def test_normalization_matches_the_official_script():
+    for text in ["The Eiffel Tower!", "A.D. 1066", "an-the a", "Théâtre «the» Ünïcode",
+                 "  rock'n'roll,\tthe\nend ", "THEA the-a", "ça a été", "1,000.5 km"]:
+        assert squad.normalize_answer(text) == official_normalize(text)
+    # Predictions of questions not in the references are ignored (as officially).
+    scores = squad.squad_scores({"q": "x", "other": "y"}, {"q": ["x"]})
+    assert scores == {"exact_match": 100.0, "f1": 100.0, "questions": 1}
+
+
+def test_bad_input_is_named():
+    # Before the fix, one answer str was read as a list of its characters ('B', 'r', ...)
+    # and the question silently scored 0.
+    with pytest.raises(TypeError, match=r"references\['q'\] must be a list of answer texts"):
+        squad.squad_scores({"q": "Broncos"}, {"q": "Broncos"})
+    with pytest.raises(TypeError, match=r"references\['q'\] must hold str answers; received None"):
+        squad.squad_scores({"q": "x"}, {"q": [None]})
+    with pytest.raises(TypeError, match=r"predictions\['q'\] must be the answer text"):
+        squad.squad_scores({"q": None}, {"q": ["x"]})
+    with pytest.raises(TypeError, match="predictions must be a dict keyed by question id"):
+        squad.squad_scores(["x"], {"q": ["x"]})
+    with pytest.raises(TypeError, match="references must be a dict"):
+        squad.squad_scores({"q": "x"}, None)
+    # Ids of another type: every question would score 0.
+    with pytest.raises(ValueError, match="None of the 1 predictions' question ids"):
+        squad.squad_scores({1: "x"}, {"1": ["x"]})
+    # No prediction at all is a legitimate 0 (the official script's unanswered questions).
+    assert squad.squad_scores({}, {"q": ["x"]})["f1"] == 0.0

@@ -55,3 +55,29 @@ def test_length_mismatch_errors():
         tagging.entity_scores([["O", "O"]], [["O"]])
     with pytest.raises(ValueError, match="same number of sentences"):
         tagging.entity_scores([["O"]], [])
+
+
+def test_iobes_and_iob1_entities_match_seqeval(rng):
+    seqeval = pytest.importorskip("seqeval.metrics.sequence_labeling")
+    tags = ["O"] + [f"{p}-{t}" for p in "BIES" for t in ("PER", "LOC")]
+    for _ in range(300):
+        sentences = [[tags[i] for i in rng.integers(0, len(tags), rng.integers(0, 7))]
+                     for _ in range(int(rng.integers(1, 4)))]
+        assert sorted(tagging.entities(sentences)) == sorted(seqeval.get_entities(sentences))
+
+
+def test_bad_input_is_named():
+    # Before the fix, a flat list of tags was read as sentences of one str each, split into
+    # characters ("B-PER" -> types "B", "-", "P", ...), and scored without complaint.
+    with pytest.raises(TypeError, match=r"references\[0\] must be a list of tags"):
+        tagging.entity_scores(["B-PER", "O"], ["B-LOC", "O"])
+    with pytest.raises(TypeError, match=r"predictions\[0\] must be a list of tags"):
+        tagging.entity_scores([["B-PER"]], ["B-PER"])
+    with pytest.raises(TypeError, match=r"references\[0\]\[1\] must be a str tag"):
+        tagging.entity_scores([["O", None]], [["O", "O"]])
+    with pytest.raises(TypeError, match="references must be a list of tag sequences"):
+        tagging.entity_scores(None, [["O"]])
+    with pytest.raises(ValueError, match="references is empty"):
+        tagging.entity_scores([], [])
+    # Tuples and empty sentences are fine.
+    assert tagging.entity_scores([("B-PER",), ()], [("B-PER",), ()])["f1"] == 1.0

@@ -103,3 +103,28 @@ def test_all_metrics_read_one_pass_iterables_once():
     assert scores["character_error_rate"] == pytest.approx(
         sum(levenshtein(h, r) for h, r in zip(HYPOTHESES, REFERENCES))
         / sum(len(r) for r in REFERENCES))
+
+
+def test_bleu_brevity_penalty_and_exponential_smoothing_by_hand():
+    hypotheses, references = ["a b c d e", "x y"], ["a b x d e f g", "x y z"]
+    # Pooled clipped matches / totals: 1-grams 6/7, 2-grams 3/5 (ab, de, xy), 3-grams 0/3,
+    # 4-grams 0/2. sacrebleu's "exp" smoothing replaces the k-th zero precision by
+    # 1 / (2^k * total): 1/(2*3), 1/(4*2). Hypotheses 7 words, references 10: brevity
+    # penalty exp(1 - 10/7).
+    log_mean = (math.log(6 / 7) + math.log(3 / 5) + math.log(1 / 6) + math.log(1 / 8)) / 4
+    expected = 100 * math.exp(1 - 10 / 7) * math.exp(log_mean)
+    assert metrics.corpus_bleu(hypotheses, references) == pytest.approx(expected, rel=1e-9)
+    # 13a splits punctuation off words: "mat." is "mat ." on both sides.
+    assert metrics.corpus_bleu(["the cat sat on the mat."], ["the cat sat on the mat ."]) == (
+        pytest.approx(100.0))
+
+
+def test_character_error_rate_with_empty_references():
+    assert metrics.character_error_rate(["ab"], [""]) == math.inf
+    assert metrics.character_error_rate([""], [""]) == 0.0
+    # Corpus level: (2 + 1) / (0 + 2), above 1.
+    assert metrics.character_error_rate(["ab", "x"], ["", "xy"]) == pytest.approx(1.5)
+    with pytest.raises(TypeError, match="`hypotheses` must be a list of str"):
+        metrics.character_error_rate(None, ["a"])
+    with pytest.raises(TypeError, match="`references` must be a list of str"):
+        metrics.corpus_bleu(["a"], None)

@@ -98,6 +98,17 @@ def test_loss_in_compile_and_with_a_keras_mask(rng):
     assert loss == pytest.approx(
         np.sum((weights * token_losses)[real]) / np.sum(weights[real]), rel=1e-5
     )
+    # Per-sequence weights (B,) with the mask: one weight per row, also where B == T.
+    square = np.concatenate([ids, ids[:1]])  # B = T = 5
+    square_labels = np.concatenate([labels, labels[:1]])
+    row_weights = np.array([1.0, 0.5, 2.0, 1.5, 0.25], "float32")
+    token_losses = numpy_cross_entropy(square_labels, model(square).numpy())
+    real = square != 0
+    per_token = np.broadcast_to(row_weights[:, None], square.shape)
+    loss = MaskedSparseCrossEntropy()(square_labels, model(square), sample_weight=row_weights)
+    assert float(loss) == pytest.approx(
+        np.sum((per_token * token_losses)[real]) / np.sum(per_token[real]), rel=1e-5
+    )
 
 
 def test_loss_config_round_trip():

@@ -72,3 +72,44 @@ def test_perplexity_config_round_trip():
     metric = Perplexity(name="val_ppl")
     revived = keras.metrics.deserialize(keras.metrics.serialize(metric))
     assert isinstance(revived, Perplexity) and revived.name == "val_ppl"
+
+
+def test_perplexity_leaves_out_keras_masked_positions(rng):
+    # Before the fix, Perplexity ignored the mask of Embedding(mask_zero=True) and counted the
+    # padding positions, while token_accuracy (a MeanMetricWrapper) left them out.
+    length, vocab = 6, 9
+    model = keras.Sequential(
+        [
+            keras.Input((length,), dtype="int32"),
+            keras.layers.Embedding(vocab, 8, mask_zero=True),
+            keras.layers.Dense(vocab),
+        ]
+    )
+    model.compile(loss="sparse_categorical_crossentropy",
+                  weighted_metrics=[token_accuracy(), Perplexity()], jit_compile=False)
+    ids = rng.integers(1, vocab, (8, length)).astype("int32")
+    ids[:, 4:] = 0
+    ids[0, 1:] = 0
+    labels = rng.integers(0, vocab, (8, length)).astype("int32")
+    logits = model(ids)
+    ce = numpy_cross_entropy(labels, logits.numpy())
+    mask = (ids != 0).astype("float32")
+
+    results = model.evaluate(ids, labels, batch_size=3, verbose=0, return_dict=True)
+    assert results["perplexity"] == pytest.approx(np.exp(np.sum(mask * ce) / mask.sum()),
+                                                  rel=1e-5)
+    correct = (logits.numpy().argmax(-1) == labels).astype("float32")
+    assert results["token_accuracy"] == pytest.approx(np.sum(mask * correct) / mask.sum(),
+                                                      rel=1e-5)
+    # A second evaluate starts from a reset state: it scores only its own data.
+    results = model.evaluate(ids[4:], labels[4:], batch_size=3, verbose=0, return_dict=True)
+    assert results["perplexity"] == pytest.approx(
+        np.exp(np.sum(mask[4:] * ce[4:]) / mask[4:].sum()), rel=1e-5)
+
+    # Per-sequence weights (B,) combine with the (B, T) mask.
+    per_sequence = np.array([0, 1, 2, 1, 1, 0, 3, 1], "float32")
+    metric = Perplexity()
+    metric.update_state(labels, logits, sample_weight=per_sequence)
+    weights = mask * per_sequence[:, None]
+    assert float(metric.result()) == pytest.approx(
+        np.exp(np.sum(weights * ce) / weights.sum()), rel=1e-5)
