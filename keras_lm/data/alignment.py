@@ -10,13 +10,14 @@ The method, for one play:
    stage directions, act and scene headings; a speech boundary becomes a blank line.
 2. Cut both texts into words (`tokenize_words`): lower-cased runs of letters and digits, with
    inner apostrophes and hyphens kept (`seru'd`, `to-night`), leading elisions kept (`'tis`),
-   and `&` as a word. Punctuation and case are dropped: the modern edition's punctuation and
-   capitals are editorial, not spelling, and could not be predicted from the Folio. Every word
+   and `&` as a word (letters of any script count: `cæsar` is one word). Punctuation and
+   case are dropped: the modern edition's punctuation and capitals are editorial, not
+   spelling, and could not be predicted from the Folio. Every word
    records the boundary that follows it: 2 after sentence punctuation (`. ? ! ; :` or `--`), a
    blank line or the end of the text; 1 after a line break; 0 otherwise.
 3. Align the two word sequences with `difflib.SequenceMatcher` on a spelling key
-   (`spelling_key`: `u/v`, `i/j/y`, doubled letters, a final `e`, `&` = `and`), so that most
-   spelling variants (`vnfold`/`unfold`, `seene`/`seen`) already count as equal.
+   (`spelling_key`: `u/v`, `i/j/y`, doubled letters, a final `e`, `&` = `and`, `æ` = `ae`),
+   so that most spelling variants (`vnfold`/`unfold`, `seene`/`seen`) already count as equal.
 4. Cut the alignment into segments (`segment_alignment`) only where both texts have a
    boundary: after a pair of words aligned as equal, or after a whole unmatched stretch (one
    is never split). A segment ends at the first such point with boundary 2 on both sides,
@@ -41,8 +42,10 @@ import collections
 import dataclasses
 import difflib
 import re
+import unicodedata
 
-_WORD = re.compile(r"'?[a-z0-9]+(?:['\-][a-z0-9]+)*'?|&")
+# Letters and digits of any script (`[^\W_]`), so that the Folio's `Cæsar` stays one word.
+_WORD = re.compile(r"'?[^\W_]+(?:['\-][^\W_]+)*'?|&")
 _SENTENCE_END = re.compile(r"[.?!;:]|--")
 # Words that start with an elision apostrophe: 'tis, 'twas, 'twixt, 'em, 'gainst, ...; any
 # other leading apostrophe is an opening quotation mark.
@@ -85,7 +88,8 @@ def tokenize_words(text):
     >>> [(w.text, w.boundary) for w in tokenize_words("Stand & vnfold\\nyour selfe. Who?")]
     [('stand', 0), ('&', 0), ('vnfold', 1), ('your', 0), ('selfe', 2), ('who', 2)]
     """
-    lowered = text.lower()
+    # NFC first: a decomposed "é" (e + combining accent) would otherwise split its word.
+    lowered = unicodedata.normalize("NFC", text).lower()
     matches = list(_WORD.finditer(lowered))
     words = []
     for index, match in enumerate(matches):
@@ -115,7 +119,8 @@ def _strip_quotes(word):
 def spelling_key(word):
     """A coarse spelling-insensitive key under which most Folio and modern spellings agree.
 
-    Lower-case; apostrophes and hyphens removed; `&` -> `and`; `v` -> `u`; `j`, `y` -> `i`;
+    Lower-case; apostrophes and hyphens removed; `&` -> `and`; `æ`, `œ` -> `ae`, `oe`;
+    `v` -> `u`; `j`, `y` -> `i`;
     doubled letters collapsed; a final `e` dropped from words longer than two letters.
     Used only to align, never to produce text.
 
@@ -126,6 +131,7 @@ def spelling_key(word):
     key = word.lower().replace("'", "").replace("-", "")
     if key == "&":
         return "and"
+    key = key.replace("æ", "ae").replace("œ", "oe")
     key = key.replace("v", "u").replace("j", "i").replace("y", "i")
     key = re.sub(r"(.)\1+", r"\1", key)
     if len(key) > 2 and key.endswith("e"):

@@ -118,6 +118,12 @@ def pack_segments(first, second, sequence_length, cls_id, sep_id):
         segments = [tf.zeros_like(cls), tf.zeros_like(a), tf.zeros_like(sep)]
     else:
         second = tf.cast(second, tf.int32)
+        if tf.executing_eagerly():
+            if int(first.nrows()) != int(second.nrows()):
+                raise ValueError(
+                    f"`first` has {int(first.nrows())} texts but `second` has "
+                    f"{int(second.nrows())}: a pair needs one second text for each first text."
+                )
         kept_a, kept_b = truncate_pair_lengths(first.row_lengths(), second.row_lengths(), budget)
         a = tf.RaggedTensor.from_tensor(first.to_tensor(), lengths=kept_a)
         b = tf.RaggedTensor.from_tensor(second.to_tensor(), lengths=kept_b)
@@ -199,9 +205,23 @@ def classification_dataset(examples, tokenizer, label_ids, sequence_length, batc
         raise ValueError(
             f"label_ids has {len(label_ids)} entries for {len(examples)} examples."
         )
-    pairs = any("text_pair" in e for e in examples)
+    with_pair = [i for i, e in enumerate(examples) if "text_pair" in e]
+    pairs = bool(with_pair)
+    if pairs and len(with_pair) != len(examples):
+        missing = next(i for i, e in enumerate(examples) if "text_pair" not in e)
+        raise ValueError(
+            f"{len(with_pair)} of {len(examples)} examples have a `text_pair` but example "
+            f"{missing} does not: give every example a `text_pair` (a pair task) or none "
+            "(single texts)."
+        )
     texts = tf.constant([e["text"] for e in examples], tf.string)
     second = tf.constant([e.get("text_pair", "") for e in examples], tf.string) if pairs else None
+    specials = 3 if pairs else 2
+    if sequence_length < specials:  # checked here too, so the error is not wrapped by tf.data
+        raise ValueError(
+            f"sequence_length={sequence_length} leaves no room for the {specials} special "
+            "tokens ([CLS], [SEP]); use a longer sequence_length."
+        )
     labels = tf.constant(label_ids, tf.int32)
     ids = special_token_ids(tokenizer)
 
@@ -228,8 +248,16 @@ def array_dataset(arrays, batch_size, *, training, seed=0, start_step=0):
     Returns:
         A `tf.data.Dataset` of dicts of [B, ...] tensors.
     """
+    if not arrays:
+        raise ValueError("`arrays` is empty: give at least one array of rows.")
     tensors = {name: tf.constant(value) for name, value in arrays.items()}
-    num_examples = int(next(iter(tensors.values())).shape[0])
+    rows = {name: int(t.shape[0]) if t.shape.rank else None for name, t in tensors.items()}
+    if len(set(rows.values())) != 1 or None in rows.values():
+        raise ValueError(
+            f"The arrays must all have the same number of rows (first dimension); received "
+            f"{rows}."
+        )
+    num_examples = next(iter(rows.values()))
     order = example_order(num_examples, batch_size, training=training, seed=seed,
                           start_step=start_step)
     dataset = order.batch(batch_size, drop_remainder=training)
@@ -259,6 +287,23 @@ def tagging_arrays(sentences, tokenizer, tag_ids, sequence_length):
     """
     import numpy as np
 
+    if sequence_length < 3:
+        raise ValueError(
+            f"sequence_length={sequence_length} leaves no room for a word between [CLS] and "
+            "[SEP]; use a sequence_length >= 3."
+        )
+    if tag_ids is not None:
+        if len(tag_ids) != len(sentences):
+            raise ValueError(
+                f"tag_ids has {len(tag_ids)} entries for {len(sentences)} sentences; give one "
+                "list of tag ids per sentence."
+            )
+        for i, (sentence, tags) in enumerate(zip(sentences, tag_ids)):
+            if len(tags) != len(sentence["words"]):
+                raise ValueError(
+                    f"Sentence {i} has {len(sentence['words'])} words but {len(tags)} tag ids; "
+                    "give one tag id per word."
+                )
     ids = special_token_ids(tokenizer)
     count = len(sentences)
     token_ids = np.zeros((count, sequence_length), np.int32)

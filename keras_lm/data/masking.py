@@ -78,8 +78,11 @@ def mask_tokens(
     )  # (B, T)
 
     # Exactly k eligible positions a row: the k smallest random keys among the eligible.
-    count = tf.reduce_sum(tf.cast(eligible, tf.float32), axis=1)  # (B,)
-    k = tf.where(count > 0, tf.maximum(1.0, tf.round(rate * count)), 0.0)  # (B,)
+    # In float64, as Python's round(rate * n): in float32, rate * n can land past a .5 tie
+    # (0.15 * 190 = 28.500002) and round the other way.
+    count = tf.reduce_sum(tf.cast(eligible, tf.float64), axis=1)  # (B,)
+    k = tf.maximum(tf.round(tf.constant(rate, tf.float64) * count), tf.ones_like(count))
+    k = tf.cast(tf.where(count > 0, k, tf.zeros_like(k)), tf.float32)  # (B,)
     keys = tf.random.stateless_uniform(tf.shape(token_ids), seeds[0])  # (B, T)
     keys = tf.where(eligible, keys, 2.0)  # ineligible sort last
     ranks = tf.argsort(tf.argsort(keys, axis=1), axis=1)  # rank of each position in its row

@@ -135,8 +135,14 @@ def qa_windows(examples, tokenizer, sequence_length, stride=64, max_question_tok
     ...     [{"question": "b?", "context": "abcdefghij",
     ...       "answers": [{"text": "gh", "answer_start": 6}]}], tokenizer, 10, stride=3)
     >>> [w["context_start"] for w in windows], arrays["start_positions"].tolist()
-    [0, 3, 5], [0, 7, 5]
+    ([0, 3, 5], [0, 7, 5])
     """
+    if isinstance(max_question_tokens, bool) or not isinstance(max_question_tokens, int) \
+            or max_question_tokens < 1:
+        raise ValueError(
+            f"max_question_tokens must be an int >= 1. Received: "
+            f"max_question_tokens={max_question_tokens!r}."
+        )
     ids = special_token_ids(tokenizer)
     rows, segments, start_labels, end_labels, windows = [], [], [], [], []
     for index, example in enumerate(examples):
@@ -144,9 +150,25 @@ def qa_windows(examples, tokenizer, sequence_length, stride=64, max_question_tok
         context_ids, starts, ends = token_char_spans(tokenizer, example["context"])
         offset = len(question) + 2  # [CLS] question [SEP]
         window_length = sequence_length - offset - 1
+        if window_length < 1:
+            raise ValueError(
+                f"Example {index}: sequence_length={sequence_length} leaves no room for "
+                f"context tokens after [CLS], its {len(question)}-token question (cut to "
+                f"max_question_tokens={max_question_tokens}) and two [SEP]. Use a "
+                f"sequence_length > {offset + 1} or a smaller max_question_tokens."
+            )
+        if stride > window_length and len(context_ids) > window_length:
+            raise ValueError(
+                f"Example {index}: stride={stride} is larger than the {window_length} context "
+                f"tokens a row of sequence_length={sequence_length} holds after its "
+                f"{len(question)}-token question: context tokens between windows would be "
+                f"skipped. Use a stride <= {window_length}, a smaller max_question_tokens or "
+                "a longer sequence_length."
+            )
         answer = None
         if example.get("answers"):
             first = example["answers"][0]
+            _check_answer(index, example["context"], first)
             answer = answer_token_span(starts, ends, first["answer_start"],
                                        first["answer_start"] + len(first["text"]))
         for start in window_starts(len(context_ids), window_length, stride):
@@ -170,6 +192,23 @@ def qa_windows(examples, tokenizer, sequence_length, stride=64, max_question_tok
         "end_positions": np.asarray(end_labels, np.int32),
     }
     return arrays, windows
+
+
+def _check_answer(index, context, answer):
+    """Raises unless `answer["text"]` is a non-empty text at `answer["answer_start"]`."""
+    text, start = answer["text"], answer["answer_start"]
+    if not text:
+        raise ValueError(
+            f"Example {index}: the answer text is empty. Give the answer's text, or no "
+            "`answers` (an empty list) for a question without an answer."
+        )
+    found = context[start:start + len(text)] if 0 <= start <= len(context) else None
+    if found != text:
+        raise ValueError(
+            f"Example {index}: the answer {text!r} is not at answer_start={start} of the "
+            f"context (found {found!r}); answer_start must be the character offset of the "
+            "answer in the context."
+        )
 
 
 def best_spans(start_logits, end_logits, windows, contexts, max_answer_tokens=30):

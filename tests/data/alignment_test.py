@@ -152,3 +152,22 @@ def test_real_play_keeps_most_text(shakespeare_dir):
     for source, target in pairs:  # every kept pair obeys the stated rule
         assert len(source) <= 64 and len(target) <= 64
         assert min(len(source.split()), len(target.split())) >= 3
+
+
+def test_unicode_letters_stay_inside_words():
+    # The Folio spells "Cæsar"; once "æ" split it into the words "c" and "sar".
+    assert [w.text for w in alignment.tokenize_words("Why should Cæsar be")] == [
+        "why", "should", "cæsar", "be"]
+    assert alignment.spelling_key("Cæsar") == alignment.spelling_key("Caesar")
+    # A decomposed "é" (e + combining accent) is the same word as the composed one.
+    assert alignment.tokenize_words("Cafe\u0301 noir") == alignment.tokenize_words("Café noir")
+    pairs, stats = alignment.align_texts("Why should Cæsar be a tyrant then?",
+                                         "Why should Caesar be a tyrant then?")
+    assert pairs == [("why should cæsar be a tyrant then", "why should caesar be a tyrant then")]
+    assert stats["equal_words"] == 7
+
+
+def test_blank_and_empty_texts_give_no_pairs():
+    for source, target in [("", "a b c"), ("a b c", ""), ("\n\n\n", "\n"), (" . ", "!")]:
+        pairs, stats = alignment.align_texts(source, target)
+        assert pairs == [] and stats["kept"] == 0

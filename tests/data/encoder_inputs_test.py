@@ -107,3 +107,60 @@ def test_tagging_arrays_put_labels_on_first_subtokens():
     # Words past the row are cut (start -1) and carry no weight.
     arrays, starts = tagging_arrays(sentences, tokenizer, [[5, 1, 2]], 8)
     assert starts == [[1, 4, -1]] and arrays["sample_weight"].sum() == 2
+
+
+def test_pack_segments_matches_a_python_reference(rng):
+    # Random pairs and single texts against rows built by hand in Python: longest-first
+    # lengths, [CLS] a [SEP] b [SEP], segment ids 0/1, 0-padding, never longer than T.
+    for sequence_length in (3, 4, 7, 12):
+        lengths = rng.integers(0, 12, size=(40, 2))
+        first = [list(rng.integers(4, 50, n)) for n in lengths[:, 0]]
+        second = [list(rng.integers(4, 50, n)) for n in lengths[:, 1]]
+        packed = pack_segments(tf.ragged.constant(first, tf.int32),
+                               tf.ragged.constant(second, tf.int32), sequence_length, 2, 3)
+        single = pack_segments(tf.ragged.constant(first, tf.int32), None, sequence_length, 2, 3)
+        for row, (a, b) in enumerate(zip(first, second)):
+            kept_a, kept_b = _longest_first(len(a), len(b), sequence_length - 3)
+            tokens = [2] + a[:kept_a] + [3] + b[:kept_b] + [3]
+            segments = [0] * (kept_a + 2) + [1] * (kept_b + 1)
+            pad = sequence_length - len(tokens)
+            assert pad >= 0
+            assert packed["token_ids"][row].numpy().tolist() == tokens + [0] * pad
+            assert packed["segment_ids"][row].numpy().tolist() == segments + [0] * pad
+            tokens = [2] + a[:sequence_length - 2] + [3]
+            assert single["token_ids"][row].numpy().tolist() == \
+                tokens + [0] * (sequence_length - len(tokens))
+
+
+def test_pack_segments_refuses_pairs_of_unequal_batches():
+    with pytest.raises(ValueError, match="`first` has 2 texts but `second` has 1"):
+        pack_segments(tf.ragged.constant([[5], [6]]), tf.ragged.constant([[7]]), 8, 2, 3)
+
+
+def test_classification_dataset_refuses_a_mix_of_pairs_and_single_texts():
+    # Once, the example without a pair silently became "[CLS] c [SEP] [SEP]".
+    examples = [{"text": "ab", "text_pair": "xyz"}, {"text": "c"}]
+    with pytest.raises(ValueError, match="example 1 does not: give every example a `text_pair`"):
+        classification_dataset(examples, ByteTokenizer(), [0, 1], 8, 2, training=False)
+    with pytest.raises(ValueError, match="sequence_length=2 leaves no room for the 3 special"):
+        classification_dataset(examples[:1], ByteTokenizer(), [0], 2, 1, training=False)
+
+
+def test_array_dataset_refuses_arrays_of_unequal_rows():
+    with pytest.raises(ValueError, match=r"same number of rows.*'x': 5, 'y': 4"):
+        array_dataset({"x": np.zeros((5, 2)), "y": np.zeros(4)}, 2, training=False)
+
+
+def test_tagging_arrays_refuse_tags_that_do_not_match_the_words():
+    tokenizer = ByteTokenizer()
+    sentences = [{"words": ["a", "b"]}]
+    # Once, extra tags were silently dropped and missing ones raised a bare IndexError.
+    with pytest.raises(ValueError, match="Sentence 0 has 2 words but 3 tag ids"):
+        tagging_arrays(sentences, tokenizer, [[1, 2, 3]], 8)
+    with pytest.raises(ValueError, match="Sentence 0 has 2 words but 1 tag ids"):
+        tagging_arrays(sentences, tokenizer, [[1]], 8)
+    with pytest.raises(ValueError, match="tag_ids has 2 entries for 1 sentences"):
+        tagging_arrays(sentences, tokenizer, [[1, 2], [3]], 8)
+    with pytest.raises(ValueError, match="sequence_length=1 leaves no room"):
+        tagging_arrays(sentences, tokenizer, [[1, 2]], 1)
+    assert tagging_arrays(sentences, tokenizer, None, 3)[1] == [[1, -1]]

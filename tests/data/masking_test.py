@@ -114,3 +114,20 @@ def test_masked_lm_data_refuses_a_misspelt_field():
     with pytest.raises(ValueError, match=r"\['mask_rte'\]. Known fields: .*'mask_rate'"):
         build_masked_lm_datasets({"sequence_length": 16, "mask_rte": 0.3},
                                  CharTokenizer.fit(["ab"]), 4)
+
+
+def test_masking_count_is_pythons_round_of_rate_times_eligible():
+    # One row per eligible count n = 1..400: exactly max(1, round(rate * n)) chosen, with
+    # Python's round (float64, ties to even) as the reference; float32 arithmetic once gave
+    # 29 for n = 190 (0.15 * 190 = 28.5 exactly in float64, 28.500002 in float32).
+    length = 402
+    counts = np.arange(1, 401)
+    ids = np.zeros((len(counts), length), np.int32)
+    for row, n in enumerate(counts):
+        ids[row, 0], ids[row, 1:n + 1], ids[row, n + 1] = 2, 9, 3
+    for rate in (0.15, 0.3):
+        weights = mask_tokens(tf.constant(ids), tf.constant([3, 4]), mask_id=MASK,
+                              special_ids=SPECIALS, vocabulary_size=40, rate=rate)[2].numpy()
+        expected = [max(1, round(rate * int(n))) for n in counts]
+        np.testing.assert_array_equal(weights.sum(1), expected)
+        assert weights[:, 0].sum() == 0 and (weights * (ids == 0)).sum() == 0

@@ -97,3 +97,73 @@ def test_char_spans_of_byte_and_sentencepiece_tokens(tmp_path):
     answer = qa.best_spans(start, end, windows, [text])[0]
     assert answer["text"] == text[starts[word]:ends[word]].strip()
     assert not answer["text"].startswith(" ")
+
+
+def test_answer_spans_round_trip_through_windows():
+    # Random unicode contexts and answers, byte tokens (several a character): in every window
+    # that holds the whole answer, its labels decode (`best_spans`) to exactly the answer's
+    # characters; every other window is labeled [CLS] and indeed lacks a token of the answer.
+    rng = np.random.default_rng(3)
+    tokenizer = ByteTokenizer()
+    alphabet = list("abcé üß漢字!?.")
+    labeled = 0
+    for _ in range(150):
+        context = "".join(rng.choice(alphabet, rng.integers(1, 50)))
+        start = int(rng.integers(len(context)))
+        end = int(rng.integers(start + 1, min(len(context), start + 8) + 1))
+        if not context[start:end].strip():
+            continue
+        # best_spans trims white space off an answer's ends (SentencePiece "▁word" pieces).
+        start += len(context[start:end]) - len(context[start:end].lstrip())
+        end -= len(context[start:end]) - len(context[start:end].rstrip())
+        sequence_length, stride = int(rng.integers(12, 30)), int(rng.integers(1, 7))
+        example = {"question": "q?", "context": context,
+                   "answers": [{"text": context[start:end], "answer_start": start}]}
+        arrays, windows = qa.qa_windows([example], tokenizer, sequence_length, stride=stride)
+        context_tokens = len(windows[0]["starts"])
+        window_length = sequence_length - windows[0]["offset"] - 1
+        answer_tokens = [k for k in range(context_tokens)
+                         if windows[0]["ends"][k] > start and windows[0]["starts"][k] < end]
+        assert windows[-1]["context_start"] + windows[-1]["length"] == context_tokens
+        for a, b in zip(windows, windows[1:]):  # windows overlap by L - stride (last: more)
+            assert b["context_start"] - a["context_start"] == min(
+                stride, context_tokens - window_length - a["context_start"])
+        for row, window in enumerate(windows):
+            first, last = window["context_start"], window["context_start"] + window["length"]
+            inside = first <= answer_tokens[0] and answer_tokens[-1] < last
+            start_position = arrays["start_positions"][row]
+            end_position = arrays["end_positions"][row]
+            if not inside:
+                assert start_position == end_position == 0
+                continue
+            labeled += 1
+            logits = np.full((2, 1, sequence_length), -10.0)
+            logits[0, 0, start_position] = logits[1, 0, end_position] = 10.0
+            best = qa.best_spans(logits[0], logits[1], [window], [context], max_answer_tokens=64)
+            assert (best[0]["start_char"], best[0]["end_char"]) == (start, end)
+            row_ids = arrays["token_ids"][row, start_position:end_position + 1]
+            assert tokenizer.detokenize(row_ids).numpy().decode() == context[start:end]
+    assert labeled > 100
+
+
+def test_qa_windows_bad_input_names_the_problem(char_tokenizer):
+    def windows(answers=None, question="b?", sequence_length=13, **kwargs):
+        example = {"question": question, "context": CONTEXT}
+        if answers is not None:
+            example["answers"] = answers
+        return qa.qa_windows([example], char_tokenizer, sequence_length, **kwargs)
+
+    # Once, an answer_start that did not match the text labeled the wrong characters.
+    with pytest.raises(ValueError, match=r"answer 'hij' is not at answer_start=3 .*'def'"):
+        windows([{"text": "hij", "answer_start": 3}], stride=4)
+    with pytest.raises(ValueError, match="answer text is empty"):
+        windows([{"text": "", "answer_start": 3}], stride=4)
+    with pytest.raises(ValueError, match=r"20-token question .* sequence_length > 23"):
+        windows(question="a" * 20, stride=4)
+    with pytest.raises(ValueError, match=r"stride=4 is larger than the 1 context tokens .* "
+                                         r"9-token question"):
+        windows(question="a" * 9, stride=4)
+    with pytest.raises(ValueError, match="max_question_tokens must be an int >= 1"):
+        windows(stride=4, max_question_tokens=0)
+    # The question cut to max_question_tokens leaves room: no error, 2 question tokens.
+    assert windows(question="a" * 20, stride=4, max_question_tokens=2)[1][0]["offset"] == 4
