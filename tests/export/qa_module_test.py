@@ -133,7 +133,7 @@ def test_a_stride_longer_than_the_window_uses_the_window(exported):
                                                        tf.constant([CONTEXTS[0]]))
     as_python = _namespace(dict(options, stride=18))
     _check(out, *_expected(model, tokenizer, as_python, [question], CONTEXTS[:1]))
-    with pytest.raises(ValueError, match="stride=100 is larger than the window"):
+    with pytest.raises(ValueError, match="stride=100 is larger than the 18 context tokens"):
         _expected(model, tokenizer, _namespace(options), [question], CONTEXTS[:1])
 
 
