@@ -1,4 +1,7 @@
 import logging
+import os
+import subprocess
+import sys
 import types
 
 import keras
@@ -48,9 +51,20 @@ def test_create_strategy_default_and_errors():
     assert create_strategy("default") is tf.distribute.get_strategy()
     with pytest.raises(ValueError, match="strategy.*'mirored'"):
         create_strategy("mirored")
-    # This host has no TPU: a clear error, not a hang or a TF traceback.
-    with pytest.raises(ValueError, match="strategy='tpu' found no TPU"):
-        create_strategy("tpu", tpu="local")
+    # This host has no TPU: a clear error, not a hang or a TF traceback. In a fresh process:
+    # TPU discovery resets TensorFlow's context, which waits for whatever earlier tests left
+    # running in this one (once 50 s under pytest-xdist).
+    script = (
+        "from keras_lm.training import create_strategy\n"
+        "try:\n"
+        "    create_strategy('tpu', tpu='local')\n"
+        "except ValueError as error:\n"
+        "    print('ValueError:', error)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ValueError: strategy='tpu' found no TPU (tpu='local')" in result.stdout
 
 
 def test_create_mirrored_strategy_uses_the_local_devices():
