@@ -84,8 +84,8 @@ def window_starts(num_context_tokens, window_length, stride):
         )
     if stride > window_length and num_context_tokens > window_length:
         raise ValueError(
-            f"stride={stride} is larger than the window ({window_length} context tokens): "
-            "tokens between windows would be skipped. Use a stride <= the window length."
+            f"stride={stride} is larger than the {window_length} context tokens of a window: "
+            f"tokens between windows would be skipped. Use a stride <= {window_length}."
         )
     starts = [0]
     while starts[-1] + window_length < num_context_tokens:
@@ -157,21 +157,21 @@ def qa_windows(examples, tokenizer, sequence_length, stride=64, max_question_tok
                 f"max_question_tokens={max_question_tokens}) and two [SEP]. Use a "
                 f"sequence_length > {offset + 1} or a smaller max_question_tokens."
             )
-        if stride > window_length and len(context_ids) > window_length:
-            raise ValueError(
-                f"Example {index}: stride={stride} is larger than the {window_length} context "
-                f"tokens a row of sequence_length={sequence_length} holds after its "
-                f"{len(question)}-token question: context tokens between windows would be "
-                f"skipped. Use a stride <= {window_length}, a smaller max_question_tokens or "
-                "a longer sequence_length."
-            )
         answer = None
         if example.get("answers"):
             first = example["answers"][0]
             _check_answer(index, example["context"], first)
             answer = answer_token_span(starts, ends, first["answer_start"],
                                        first["answer_start"] + len(first["text"]))
-        for start in window_starts(len(context_ids), window_length, stride):
+        try:
+            starts_of_windows = window_starts(len(context_ids), window_length, stride)
+        except ValueError as error:
+            raise ValueError(
+                f"{error} (Example {index}: its {len(question)}-token question leaves "
+                f"{window_length} context tokens in a row of sequence_length={sequence_length}; "
+                "a smaller max_question_tokens or a longer sequence_length also helps.)"
+            ) from error
+        for start in starts_of_windows:
             piece = context_ids[start:start + window_length]
             row = [ids["cls"]] + question + [ids["sep"]] + piece + [ids["sep"]]
             segment = [0] * offset + [1] * (len(piece) + 1)
