@@ -2,6 +2,7 @@
 
 from keras_lm.layers.feed_forward import FeedForward
 from keras_lm.layers.initializers import clone_initializer
+from keras_lm.layers.layer_normalization import LayerNormalization
 from keras_lm.layers.masks import causal_mask
 from keras_lm.layers.masks import merge_masks
 from keras_lm.layers.masks import positions_from_segment_ids

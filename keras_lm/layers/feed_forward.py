@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_lm.layers.fused import gelu_tanh
 from keras_lm.layers.initializers import clone_initializer
 
 ACTIVATIONS = ("relu", "gelu", "swiglu")
@@ -90,7 +91,7 @@ class FeedForward(keras.layers.Layer):
         if self.activation == "swiglu":
             hidden = ops.silu(self.gate_dense(inputs)) * hidden
         elif self.activation == "gelu":
-            hidden = ops.gelu(hidden, approximate=True)
+            hidden = gelu_tanh(hidden)  # fused outside XLA in bfloat16
         else:
             hidden = ops.relu(hidden)
         return self.dropout_layer(self.output_dense(hidden), training=training)  # (B, T, D)

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_lm.layers.fused import compiled_by_xla
 from keras_lm.layers.initializers import clone_initializer
 from keras_lm.layers.masks import causal_mask
 from keras_lm.layers.masks import merge_masks
@@ -248,7 +249,7 @@ class MultiHeadAttention(keras.layers.Layer):
         )
         block = None
         use_blocks = (
-            _compiled_by_xla() if self.causal_blocks == "auto" else self.causal_blocks
+            compiled_by_xla() if self.causal_blocks == "auto" else self.causal_blocks
         )
         if use_blocks and use_causal_mask and cache is None and cache_update_index is None:
             # Static and equal lengths only: the block boundaries are Python ints.
@@ -435,17 +436,6 @@ class MultiHeadAttention(keras.layers.Layer):
             }
         )
         return config
-
-
-def _compiled_by_xla():
-    """Whether the function being traced is compiled by XLA (`tf.function(jit_compile=True)`,
-    e.g. Keras's `jit_compile=True` train step); False when running eagerly."""
-    try:
-        from tensorflow.python.framework import ops as tf_ops
-        from tensorflow.python.ops import control_flow_util
-    except ImportError:  # pragma: no cover - a TensorFlow without these modules
-        return True
-    return control_flow_util.GraphOrParentsInXlaContext(tf_ops.get_default_graph())
 
 
 def causal_block_for(length):

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_lm.layers.layer_normalization import LayerNormalization
+
 
 @keras.saving.register_keras_serializable(package="keras_lm")
 class RMSNormalization(keras.layers.Layer):
@@ -51,7 +53,7 @@ NORMS = ("layer_norm", "rms_norm")
 def normalization(norm, epsilon=1e-5, dtype=None, name=None):
     """Builds the norm layer named by `norm` ("layer_norm" or "rms_norm")."""
     if norm == "layer_norm":
-        return keras.layers.LayerNormalization(epsilon=epsilon, dtype=dtype, name=name)
+        return LayerNormalization(epsilon=epsilon, dtype=dtype, name=name)
     if norm == "rms_norm":
         return RMSNormalization(epsilon=epsilon, dtype=dtype, name=name)
     raise ValueError(f"`norm` must be one of {NORMS}. Received: norm={norm!r}")

@@ -4,6 +4,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_lm.layers.fused import compiled_by_xla
+
 
 @keras.saving.register_keras_serializable(package="keras_lm")
 class AdamW(keras.optimizers.AdamW):
@@ -119,28 +121,21 @@ class AdamW(keras.optimizers.AdamW):
             tf.reshape(tf.cast(by_index[i][0], tf.float32), [-1]) if i in by_index
             else tf.zeros([n], tf.float32) for i, n in enumerate(sizes)
         ], axis=0)
-        if self.global_clipnorm:  # clip_by_global_norm's formula, on the one flat vector
-            norm = tf.norm(flat_grad)
-            clip = tf.cast(self.global_clipnorm, tf.float32)
-            flat_grad = flat_grad * (clip / tf.maximum(norm, clip))
         flat_vars = tf.concat([tf.reshape(tf.cast(v.value, tf.float32), [-1])
                                for v in all_variables], axis=0)
-
-        lr = tf.cast(learning_rate, tf.float32)
-        step = tf.cast(self.iterations + 1, tf.float32)
-        beta_1, beta_2 = tf.cast(self.beta_1, tf.float32), tf.cast(self.beta_2, tf.float32)
-        alpha = lr * tf.sqrt(1 - tf.pow(beta_2, step)) / (1 - tf.pow(beta_1, step))
-        m, v = self._momentum_vector.value, self._velocity_vector.value
-        new_m = m + (flat_grad - m) * (1 - beta_1)
-        new_v = v + (tf.square(flat_grad) - v) * (1 - beta_2)
-        decayed = flat_vars - flat_vars * (decay_mask * tf.cast(self.weight_decay, tf.float32)
-                                           * lr)
-        new_vars = decayed - (new_m * alpha) / (tf.sqrt(new_v) + self.epsilon)
-        if not keep.all():
-            kept = tf.constant(keep) > 0
-            new_m = tf.where(kept, new_m, m)
-            new_v = tf.where(kept, new_v, v)
-            new_vars = tf.where(kept, new_vars, flat_vars)
+        # Tensors, not variables, into the XLA function: a variable argument with
+        # `reduce_retracing` can reuse another optimizer's trace of another length.
+        m = tf.convert_to_tensor(self._momentum_vector.value)
+        v = tf.convert_to_tensor(self._velocity_vector.value)
+        update = _flat_adamw_update if compiled_by_xla() else _flat_adamw_update_xla()
+        new_m, new_v, new_vars = update(
+            flat_grad, flat_vars, m, v, tf.constant(decay_mask),
+            None if keep.all() else tf.constant(keep),
+            tf.cast(learning_rate, tf.float32), tf.cast(self.iterations + 1, tf.float32),
+            tf.cast(self.beta_1, tf.float32), tf.cast(self.beta_2, tf.float32),
+            tf.cast(self.weight_decay, tf.float32), self.epsilon,
+            float(self.global_clipnorm) if self.global_clipnorm else None,
+        )
         self._momentum_vector.assign(new_m)
         self._velocity_vector.assign(new_v)
         for i, segment in enumerate(tf.split(new_vars, sizes)):
@@ -181,3 +176,50 @@ class AdamW(keras.optimizers.AdamW):
         config = super().get_config()
         config.update({"no_decay_names": list(self.no_decay_names), "fused": self.fused})
         return config
+
+
+def _flat_adamw_update(grad, variables, m, v, decay_mask, keep, lr, step, beta_1, beta_2,
+                       weight_decay, epsilon, global_clipnorm):
+    """Keras's AdamW arithmetic, in its order, on flat float32 vectors [N] of all weights.
+
+    Args:
+        grad, variables, m, v: [N], the gradient, the weights and Adam's two moments.
+        decay_mask: [N], 1 where the weight decays, else 0.
+        keep: [N], 1 where the weight has a gradient this step (elsewhere the weight and
+            its moments keep their values), or None when every weight has one.
+        lr, step (1-based), beta_1, beta_2, weight_decay: float32 scalars.
+        epsilon: Python float.
+        global_clipnorm: Python float, or None for no clipping.
+
+    Returns:
+        (new m, new v, new weights), [N] each.
+    """
+    if global_clipnorm:  # clip_by_global_norm's formula, on the one flat vector
+        norm = tf.norm(grad)
+        clip = tf.constant(global_clipnorm, tf.float32)
+        grad = grad * (clip / tf.maximum(norm, clip))
+    alpha = lr * tf.sqrt(1 - tf.pow(beta_2, step)) / (1 - tf.pow(beta_1, step))
+    new_m = m + (grad - m) * (1 - beta_1)
+    new_v = v + (tf.square(grad) - v) * (1 - beta_2)
+    decayed = variables - variables * (decay_mask * weight_decay * lr)
+    new_variables = decayed - (new_m * alpha) / (tf.sqrt(new_v) + epsilon)
+    if keep is not None:
+        kept = keep > 0
+        new_m = tf.where(kept, new_m, m)
+        new_v = tf.where(kept, new_v, v)
+        new_variables = tf.where(kept, new_variables, variables)
+    return new_m, new_v, new_variables
+
+
+def _flat_adamw_update_xla():
+    """`_flat_adamw_update` as one XLA function: outside XLA (the `mixed_bfloat16` step on
+    CPU) its dozen element-wise passes over every weight become one (~4% of the baby GPT's
+    bfloat16 step, experiments/benchmarks.md)."""
+    global _FLAT_ADAMW_UPDATE_XLA
+    if _FLAT_ADAMW_UPDATE_XLA is None:
+        _FLAT_ADAMW_UPDATE_XLA = tf.function(_flat_adamw_update, jit_compile=True,
+                                             reduce_retracing=True)
+    return _FLAT_ADAMW_UPDATE_XLA
+
+
+_FLAT_ADAMW_UPDATE_XLA = None

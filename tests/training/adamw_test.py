@@ -111,9 +111,10 @@ def test_clipping_uses_the_norm_of_the_summed_embedding_gradient():
     np.testing.assert_allclose(update, expected, rtol=1e-5, atol=1e-9)
 
 
-def _train_steps(fused, steps=5):
+def _train_steps(fused, steps=5, jit_compile=None):
     """A few steps of a model with an embedding (sparse gradient), a norm, a dense layer and
-    an unused weight, by `optimizer.apply`; returns the weights and the optimizer."""
+    an unused weight, by `optimizer.apply` (eagerly, or in a `tf.function` with
+    `jit_compile`); returns the weights and the optimizer."""
     keras.utils.set_random_seed(0)
     model, position = build_mixed_model()
     unused = keras.Variable(np.ones((2, 2), np.float32), name="unused")  # never gets a gradient
@@ -121,13 +122,19 @@ def _train_steps(fused, steps=5):
     optimizer = AdamW(learning_rate=0.05, weight_decay=0.3, global_clipnorm=0.5, fused=fused)
     optimizer.build(variables)
     rng = np.random.default_rng(0)
-    for _ in range(steps):
-        tokens = rng.integers(0, 10, (3, 4)).astype(np.int32)
-        target = rng.normal(size=(3, 4, 6)).astype(np.float32)
+
+    def step(tokens, target):
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean(tf.square(model(tokens) - target))
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply(grads, model.trainable_variables)
+
+    if jit_compile is not None:
+        step = tf.function(step, jit_compile=jit_compile)
+    for _ in range(steps):
+        tokens = rng.integers(0, 10, (3, 4)).astype(np.int32)
+        target = rng.normal(size=(3, 4, 6)).astype(np.float32)
+        step(tokens, target)
     return [v.numpy() for v in variables], optimizer
 
 
@@ -146,6 +153,19 @@ def test_fused_update_equals_keras_per_variable_update():
                                rtol=1e-4, atol=1e-6)
 
 
+def test_fused_update_is_the_same_inside_and_outside_xla():
+    # Outside XLA the flat update runs as its own XLA function (one kernel); inside an
+    # XLA-compiled step it is plain ops that XLA fuses with the rest. Same arithmetic.
+    eager_weights, _ = _train_steps(fused=True)
+    graph_weights, _ = _train_steps(fused=True, jit_compile=False)
+    xla_weights, xla = _train_steps(fused=True, jit_compile=True)
+    assert xla._fused_layout is not None
+    for a, b, c in zip(eager_weights, graph_weights, xla_weights):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-6)  # XLA's own model ops
+    np.testing.assert_array_equal(xla_weights[-1], np.ones((2, 2)))  # the unused weight
+
+
 def test_fused_is_off_for_amsgrad_and_can_be_turned_off():
     # (Multi-replica training is covered by tests/training/trainer_test.py's mirrored run,
     # whose loss curve must match the default strategy's, i.e. fused against per-variable.)
@@ -154,3 +174,26 @@ def test_fused_is_off_for_amsgrad_and_can_be_turned_off():
     optimizer.build(model.trainable_variables)
     assert optimizer._fused_layout is None
     assert AdamW.from_config(AdamW(fused=False).get_config()).fused is False
+
+
+def test_fused_optimizers_of_different_sizes_in_one_process():
+    # The flat update's XLA function is shared by every optimizer; each must keep its own
+    # length (a variable passed to it would reuse another optimizer's trace: TF's
+    # reduce_retracing bug with resource arguments).
+    for width in (3, 7, 3, 5):
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(width)])
+        optimizer = AdamW(learning_rate=0.1, weight_decay=0.0)
+        optimizer.build(model.trainable_variables)
+
+        @tf.function
+        def step(x):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(model(x))
+            optimizer.apply(tape.gradient(loss, model.trainable_variables),
+                            model.trainable_variables)
+
+        before = model.get_weights()
+        step(tf.ones((2, 4)))
+        # Adam's first step moves every weight by lr against the gradient's sign (+1 here).
+        for new, old in zip(model.get_weights(), before):
+            np.testing.assert_allclose(new, old - 0.1, atol=1e-5)
