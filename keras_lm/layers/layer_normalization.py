@@ -13,8 +13,8 @@ class LayerNormalization(keras.layers.LayerNormalization):
         y = (x - mean(x)) / sqrt(var(x) + epsilon) * gamma + beta, over the last axis
 
     The same layer, weights and config as Keras's (it takes all of its arguments). For a
-    bfloat16 or float16 input outside XLA (the `mixed_bfloat16` training step on CPU) with
-    the default last axis, centre and scale, the computation and its gradient each run as
+    bfloat16 or float16 input in the layer's compute dtype, outside XLA (the
+    `mixed_bfloat16` training step on CPU), with the default last axis, centre and scale, the computation and its gradient each run as
     one XLA kernel in float32 (`keras_lm.layers.fused`) instead of about fifteen separate
     ops; the value is the same up to float32 rounding. Everything else is Keras's own call.
 
@@ -32,6 +32,8 @@ class LayerNormalization(keras.layers.LayerNormalization):
             and not self.rms_scaling
             and self.axis in (-1, [-1], len(inputs.shape) - 1, [len(inputs.shape) - 1])
             and use_fused_kernels(inputs)
+            # The normal mixed-precision case; the fused result has the input's dtype.
+            and keras.backend.standardize_dtype(inputs.dtype) == self.compute_dtype
         )
         if not fusible:
             return super().call(inputs)

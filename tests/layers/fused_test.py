@@ -166,3 +166,35 @@ def test_layer_norm_contract(rng):
     run_layer_test(LayerNormalization, {"epsilon": 1e-5},
                    rng.normal(size=(2, 3, 4)).astype("float32"),
                    expected_output_shape=(2, 3, 4), mixed_precision_atol=5e-2)
+
+
+def test_layer_norm_takes_the_fused_path_only_where_it_should(rng, monkeypatch):
+    from keras_lm.layers import layer_normalization
+
+    calls = []
+
+    def counting(*args):
+        calls.append(args[0].dtype)
+        return fused.layer_norm(*args)
+
+    monkeypatch.setattr(layer_normalization, "layer_norm", counting)
+    x = tf.constant(rng.normal(size=(2, 3, 4)), tf.bfloat16)  # as from a bfloat16 layer
+    mixed = dict(dtype="mixed_bfloat16")
+    cases = [  # (call, fused?)
+        (lambda: LayerNormalization(**mixed)(x), True),  # eager
+        (lambda: tf.function(LayerNormalization(axis=2, **mixed))(x), True),  # 2 = last
+        (lambda: LayerNormalization(**mixed)(tf.cast(x, tf.float32)), False),  # float32 in
+        (lambda: tf.function(LayerNormalization(**mixed), jit_compile=True)(x), False),  # XLA
+        (lambda: LayerNormalization()(tf.cast(x, tf.float32)), False),  # float32
+        # A float32 layer given bfloat16 (Keras does not cast a norm's input) returns
+        # float32 computed from it: Keras's path.
+        (lambda: LayerNormalization()(x), False),
+    ]
+    for index, (call, expect_fused) in enumerate(cases):
+        before = len(calls)
+        call()
+        assert (len(calls) > before) == expect_fused, index
+    assert set(calls) == {tf.bfloat16}
+    y, expected = LayerNormalization()(x), keras.layers.LayerNormalization()(x)
+    assert y.dtype == expected.dtype == tf.float32
+    np.testing.assert_array_equal(y, expected)
