@@ -213,8 +213,8 @@ def _flat_adamw_update(grad, variables, m, v, decay_mask, keep, lr, step, beta_1
 
 def _flat_adamw_update_xla():
     """`_flat_adamw_update` as one XLA function: outside XLA (the `mixed_bfloat16` step on
-    CPU) its dozen element-wise passes over every weight become one (~4% of the baby GPT's
-    bfloat16 step, experiments/benchmarks.md)."""
+    CPU) its dozen element-wise passes over every weight become one (about 3% of the baby
+    GPT's bfloat16 step, experiments/benchmarks.md)."""
     global _FLAT_ADAMW_UPDATE_XLA
     if _FLAT_ADAMW_UPDATE_XLA is None:
         _FLAT_ADAMW_UPDATE_XLA = tf.function(_flat_adamw_update, jit_compile=True,
