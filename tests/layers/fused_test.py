@@ -198,3 +198,28 @@ def test_layer_norm_takes_the_fused_path_only_where_it_should(rng, monkeypatch):
     y, expected = LayerNormalization()(x), keras.layers.LayerNormalization()(x)
     assert y.dtype == expected.dtype == tf.float32
     np.testing.assert_array_equal(y, expected)
+
+
+def test_fused_kernels_survive_a_saved_model_round_trip(rng, tmp_path):
+    # A bfloat16 model exported through a plain (non-XLA) signature carries the fused
+    # functions and their gradients into the SavedModel.
+    norm = LayerNormalization(dtype="mixed_bfloat16")
+    norm.build((None, 6))
+
+    class Module(tf.Module):
+        def __init__(self):
+            self.norm = norm
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 6], tf.bfloat16)])
+        def serve(self, x):
+            return tf.cast(fused.gelu_tanh(self.norm(x)), tf.float32)
+
+    module = Module()
+    x = tf.constant(rng.normal(size=(3, 6)), tf.bfloat16)
+    expected = module.serve(x)
+    tf.saved_model.save(module, str(tmp_path))
+    loaded = tf.saved_model.load(str(tmp_path))  # kept: its variables live with it
+    np.testing.assert_array_equal(loaded.serve(x), expected)
+    reference = keras.ops.gelu(keras.layers.LayerNormalization(dtype="float32")(
+        tf.cast(x, tf.float32)), approximate=True)
+    np.testing.assert_allclose(expected, reference, atol=3e-2)  # bfloat16 rounding
