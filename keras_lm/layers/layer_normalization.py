@@ -14,9 +14,10 @@ class LayerNormalization(keras.layers.LayerNormalization):
 
     The same layer, weights and config as Keras's (it takes all of its arguments). For a
     bfloat16 or float16 input in the layer's compute dtype, outside XLA (the
-    `mixed_bfloat16` training step on CPU), with the default last axis, centre and scale, the computation and its gradient each run as
-    one XLA kernel in float32 (`keras_lm.layers.fused`) instead of about fifteen separate
-    ops; the value is the same up to float32 rounding. Everything else is Keras's own call.
+    `mixed_bfloat16` training step on CPU), with the default last axis, centre and scale,
+    the computation and its gradient each run as one XLA kernel in float32
+    (`keras_lm.layers.fused`) instead of about fifteen separate ops; the value is the same
+    up to float32 rounding. Everything else is Keras's own call.
 
     Call arguments:
         inputs: [..., D].
