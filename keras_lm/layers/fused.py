@@ -131,7 +131,8 @@ def _fused_layer_norm(epsilon):
         mean = tf.reduce_mean(x32, axis=-1, keepdims=True)
         centred = x32 - mean
         variance = tf.reduce_mean(tf.square(centred), axis=-1, keepdims=True)
-        return centred * tf.math.rsqrt(variance + epsilon), tf.math.rsqrt(variance + epsilon)
+        inverse_std = tf.math.rsqrt(variance + epsilon)
+        return centred * inverse_std, inverse_std
 
     @tf.function(jit_compile=True, reduce_retracing=True)
     def forward(x, gamma, beta):
