@@ -26,6 +26,7 @@ import os
 import tensorflow as tf
 
 from keras_lm.data import shakespeare as shakespeare_lib
+from keras_lm.data import sources
 
 LABELS_FILE = "labels.json"
 FILE_FORMATS = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl"}
@@ -265,8 +266,7 @@ def read_conll(path, word_column=0, tag_column=-1):
     """Reads a CoNLL-format file into [{"words": [...], "tags": [...]}] (see `load_tagged`)."""
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"CoNLL file not found: {path!r}.")
-    with tf.io.gfile.GFile(path, "r") as f:
-        lines = f.read().splitlines()
+    lines = sources.read_text_file(path).splitlines()
     sentences, words, tags = [], [], []
     for number, line in enumerate(lines, 1):
         fields = line.split()
@@ -325,8 +325,7 @@ def load_squad(source, split, **options):
         path = source.replace("{split}", split)
         if not tf.io.gfile.exists(path):
             raise FileNotFoundError(f"SQuAD file not found: {path!r}.")
-        with tf.io.gfile.GFile(path, "r") as f:
-            data = json.load(f)
+        data = json.loads(sources.read_text_file(path))
         if not isinstance(data, dict) or "data" not in data:
             raise ValueError(
                 f"{path!r} is not SQuAD v1.1 JSON: expected an object with a 'data' list."
@@ -382,8 +381,7 @@ def _file_rows(path):
         )
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"Labelled data file not found: {path!r}.")
-    with tf.io.gfile.GFile(path, "r") as f:
-        text = f.read()
+    text = sources.read_text_file(path)
     kind = FILE_FORMATS[extension]
     if kind == "jsonl":
         rows = []

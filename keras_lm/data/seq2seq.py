@@ -37,6 +37,7 @@ import tensorflow as tf
 
 from keras_lm.data import alignment
 from keras_lm.data import shakespeare as shakespeare_lib
+from keras_lm.data import sources as sources_lib
 
 ALGORITHMIC_TASKS = ("reverse_digits", "sort_digits")
 _SPLIT_SEEDS = {"train": 0, "validation": 1, "test": 2}
@@ -116,8 +117,7 @@ def read_pairs_file(path):
     """
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"No such pairs file: {path!r}. Valid forms: {_SOURCE_FORMS}.")
-    with tf.io.gfile.GFile(path, "rb") as f:
-        text = f.read().decode("utf-8")
+    text = sources_lib.read_text_file(path)
     pairs = []
     if path.endswith(".tsv"):
         for number, line in enumerate(text.splitlines(), 1):

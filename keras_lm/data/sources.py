@@ -82,7 +82,7 @@ def load_documents(source, split="train", **options):
             for index, text in enumerate(_tfds_strings(target, **options).as_numpy_iterator())
         ]
     else:
-        documents = [_read_utf8(path) for path in _list_files(target)]
+        documents = [read_text_file(path) for path in _list_files(target)]
     _check_not_empty(documents, source, split)
     return documents
 
@@ -109,8 +109,10 @@ def text_dataset(source, split="train", **options):
     if kind == "tfds":
         _check_options(kind, options)
         dataset = _tfds_strings(target, **options)
-        if int(dataset.cardinality()) == 0:
-            _check_not_empty([], source, split)
+        # Reads up to the first non-empty document: one element for a real corpus, the whole
+        # split (to refuse it) only when every document is empty.
+        if not any(True for _ in dataset.filter(lambda text: tf.strings.length(text) > 0).take(1)):
+            _check_not_empty(["" for _ in dataset], source, split)
         return dataset
     documents = load_documents(source, split, **options)
     return tf.data.Dataset.from_tensor_slices(tf.constant(documents, tf.string))
@@ -271,11 +273,26 @@ def _list_files(pattern):
     return sorted(files)
 
 
-def _read_utf8(path):
+def read_text_file(path):
+    """The text of a UTF-8 file, without a leading byte-order mark.
+
+    Every file reader of `keras_lm.data` goes through here, so a bad encoding is reported with
+    the file's name, and a BOM (as Windows editors write) never becomes the first character
+    of a document, a label or a JSON file.
+
+    Args:
+        path: a local or `tf.io.gfile` path of an existing file.
+
+    Returns:
+        The decoded str.
+
+    Raises:
+        ValueError: the file is not valid UTF-8.
+    """
     with tf.io.gfile.GFile(path, "rb") as f:
         data = f.read()
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")  # "utf-8" that also drops a leading BOM
     except UnicodeDecodeError as error:
         raise ValueError(
             f"File {path!r} is not valid UTF-8 ({error}). Re-encode it as UTF-8."

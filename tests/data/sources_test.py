@@ -151,6 +151,18 @@ def test_tfds_source_errors(tmp_path):
     assert not any(pathlib.Path(tmp_path).iterdir())  # nothing was written, nothing downloaded
 
 
+def test_tfds_split_of_only_empty_documents_is_refused():
+    empty = tf.data.Dataset.from_tensor_slices({"text": [b"", b"", b""]})
+    with mock.patch.object(tfds, "load", return_value=empty):
+        for read in (load_documents, text_dataset):
+            with pytest.raises(ValueError, match=r"Empty corpus.*tfds:x/train:text.*3 document"):
+                read("tfds:x/train:text")
+    # One non-empty document is enough, wherever it is; the stream is returned whole.
+    late = tf.data.Dataset.from_tensor_slices({"text": [b"", b"", b"late"]})
+    with mock.patch.object(tfds, "load", return_value=late):
+        assert _strings(text_dataset("tfds:x/train:text")) == ["", "", "late"]
+
+
 def test_tfds_text_that_is_not_utf8_names_the_source():
     examples = tf.data.Dataset.from_tensor_slices({"text": [b"ok", b"caf\xe9"]})
     with mock.patch.object(tfds, "load", return_value=examples):
