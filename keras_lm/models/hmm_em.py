@@ -12,7 +12,8 @@ from keras_lm.models.hmm_lm import check_token_ids
 _COMPILED = weakref.WeakKeyDictionary()  # model -> (E-step, log-likelihood) tf.functions
 
 
-def baum_welch(model, sequences, iterations=10, pseudo_count=0.0, batch_size=64, verbose=False):
+def baum_welch(model, sequences, iterations=10, pseudo_count=0.0, batch_size=64, verbose=False,
+               callback=None):
     """Fits an `HMMLanguageModel` by expectation-maximisation, in place.
 
     Each iteration runs forward-backward on every batch (one compiled TensorFlow function,
@@ -44,6 +45,10 @@ def baum_welch(model, sequences, iterations=10, pseudo_count=0.0, batch_size=64,
         pseudo_count: float >= 0, added to every expected count in the M-step.
         batch_size: int >= 1, sequences per forward-backward call (lists and arrays).
         verbose: bool, print the log-likelihood after each iteration.
+        callback: None or a function `callback(done, history)`, called after each M-step
+            with the number of iterations done so far (1, 2, ...) and the list of the
+            log-likelihoods measured so far (`history[i]`: before iteration i + 1); the model
+            then holds the parameters of iteration `done` (e.g. to save a checkpoint).
 
     Returns:
         float64 numpy array [iterations + 1]: the total training log-likelihood in nats
@@ -94,6 +99,8 @@ def baum_welch(model, sequences, iterations=10, pseudo_count=0.0, batch_size=64,
             transition=_normalize(counts["transition"], pseudo_count, transition),
             emission=_normalize(counts["emission"], pseudo_count, emission),
         )
+        if callback is not None:
+            callback(iteration + 1, list(history))
     # The model after the last M-step only needs its likelihood.
     history.append(float(_sum_over_batches(log_likelihood, batches)))
     if verbose:

@@ -40,6 +40,7 @@ MODEL_TYPES = {
 # Counted, not trained by gradient: `train` counts, `load` reads the counts back.
 _COUNT_MODELS = ("ngram",)
 NGRAM_DIR = workdir_lib.NGRAM_DIR
+EM_HISTORY_FILE = "em_history.json"  # the log-likelihood of every finished EM iteration
 # Config values meaning "unset" for fields whose constructor default is None (ml_collections
 # cannot override a None field from the command line, so configs use 0 instead).
 _ZERO_MEANS_NONE = ("intermediate_dim", "num_key_value_heads")
@@ -186,15 +187,15 @@ def _train_em(config, workdir, tokenizer):
     The train split is cut into chunks of `config.em.chunk_length` tokens (each chunk starts
     from the initial state distribution); `config.em.iterations` passes over all of them,
     from an initialisation drawn with `config.train.seed` (the same config trains the same
-    model). The result is saved as a checkpoint at step = iterations, so `evaluate`,
-    `generate` and export read it like a gradient-trained model. One `metrics.jsonl` line
-    per run. A workdir that already holds that checkpoint is not trained again (as a
-    finished gradient run); EM keeps no checkpoints between iterations, so a run killed
-    part-way starts again from the first iteration.
+    model). Every iteration ends with a checkpoint at step = iterations done (the latest one
+    is kept) and the log-likelihoods so far in `em_history.json`, so `evaluate`, `generate`
+    and export read the result like a gradient-trained model, and a run killed part-way
+    resumes from its last finished iteration with the same result as a run never stopped.
+    A workdir that already holds `iterations` is not trained again; a larger
+    `--config.em.iterations` continues it. One `metrics.jsonl` line per run.
     """
     import json
 
-    import keras
     import numpy as np
 
     from keras_lm.models.hmm_em import baum_welch
@@ -203,43 +204,83 @@ def _train_em(config, workdir, tokenizer):
     from keras_lm.training.checkpointing import model_checkpoint
 
     start = time.perf_counter()
+    iterations = config.em.iterations
     directory = os.path.join(workdir, workdir_lib.CHECKPOINT_DIR)
-    latest = tf.train.latest_checkpoint(directory)
-    if latest is not None:
-        model = build_model(config.model, tokenizer.vocabulary_size, tokenizer)
-        done = tf.Variable(0, dtype=tf.int64)
-        model_checkpoint(model, step=done).restore(latest).expect_partial()
-        if int(done.numpy()) >= config.em.iterations:
-            logging.info("Nothing to train: restored %s (EM iteration %d >= iterations %d).",
-                         latest, int(done.numpy()), config.em.iterations)
-            return TrainResult(initial_step=int(done.numpy()), final_step=int(done.numpy()),
-                               history={}, wall_time_s=time.perf_counter() - start,
-                               tokens_per_second=0.0, model=model)
+    history_path = os.path.join(workdir, EM_HISTORY_FILE)
     keras.utils.set_random_seed(resolve_train_config(config.get("train")).seed)
     model = build_model(config.model, tokenizer.vocabulary_size, tokenizer)
+    step = tf.Variable(0, dtype=tf.int64)
+    manager = tf.train.CheckpointManager(
+        model_checkpoint(model, step=step), directory, max_to_keep=1)
+    done, previous = 0, []
+    if manager.latest_checkpoint is not None:
+        manager.checkpoint.restore(manager.latest_checkpoint).expect_partial()
+        done = int(step.numpy())
+        if done >= iterations:
+            logging.info("Nothing to train: restored %s (EM iteration %d >= iterations %d).",
+                         manager.latest_checkpoint, done, iterations)
+            return TrainResult(initial_step=done, final_step=done, history={},
+                               wall_time_s=time.perf_counter() - start,
+                               tokens_per_second=0.0, model=model)
+        previous = _read_em_history(history_path, done)
+        logging.info("Resuming EM from %s: iteration %d of %d.", manager.latest_checkpoint,
+                     done, iterations)
     length = config.em.get("chunk_length", 512)
     stream = np.concatenate([np.append(ids, tokenizer.eos_id)
                              for ids in _token_ids(tokenizer, _documents(config, "train"))])
     chunks = [stream[i:i + length] for i in range(0, len(stream), length)]
-    history = baum_welch(model, chunks, iterations=config.em.iterations,
-                         pseudo_count=config.em.get("pseudo_count", 0.0),
-                         batch_size=config.em.get("batch_size", 64), verbose=False)
-    bits = [-h / len(stream) / math.log(2) for h in history]
-    for i, b in enumerate(bits):
-        logging.info("EM iteration %d/%d: training %.4f bits per token.", i,
-                     config.em.iterations, b)
-    step = tf.Variable(config.em.iterations, dtype=tf.int64)
-    manager = tf.train.CheckpointManager(
-        model_checkpoint(model, step=step), directory, max_to_keep=1)
-    manager.save(checkpoint_number=config.em.iterations)
+
+    def bits(log_likelihood):
+        return -log_likelihood / len(stream) / math.log(2)
+
+    def save(iterations_done, measured):
+        # The history first, then the checkpoint: a kill between the two leaves a history
+        # one entry longer than the checkpoint, and a resume reads only the entries it needs.
+        log_likelihoods = previous + measured
+        logging.info("EM iteration %d/%d done (training %.4f bits per token before it).",
+                     done + iterations_done, iterations, bits(log_likelihoods[-1]))
+        tmp = history_path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"log_likelihood_nats": log_likelihoods, "tokens": int(len(stream))}, f)
+        os.replace(tmp, history_path)
+        step.assign(done + iterations_done)
+        manager.save(checkpoint_number=done + iterations_done)
+
+    measured = baum_welch(model, chunks, iterations=iterations - done,
+                          pseudo_count=config.em.get("pseudo_count", 0.0),
+                          batch_size=config.em.get("batch_size", 64), callback=save)
+    history = [bits(h) for h in previous + list(measured)]
+    logging.info("EM done: training %.4f bits per token after iteration %d.", history[-1],
+                 iterations)
     seconds = time.perf_counter() - start
     with open(os.path.join(workdir, "metrics.jsonl"), "a", encoding="utf-8") as f:
-        f.write(json.dumps({"step": config.em.iterations, "elapsed_s": round(seconds, 3),
-                            "perplexity": 2.0 ** bits[-1], "em_bits_per_token": bits}) + "\n")
-    return TrainResult(initial_step=0, final_step=config.em.iterations,
-                       history={"em_bits_per_token": bits}, wall_time_s=seconds,
-                       tokens_per_second=len(stream) * config.em.iterations / max(seconds, 1e-9),
+        f.write(json.dumps({"step": iterations, "elapsed_s": round(seconds, 3),
+                            "perplexity": 2.0 ** history[-1],
+                            "em_bits_per_token": history}) + "\n")
+    return TrainResult(initial_step=done, final_step=iterations,
+                       history={"em_bits_per_token": history}, wall_time_s=seconds,
+                       tokens_per_second=len(stream) * (iterations - done) / max(seconds, 1e-9),
                        model=model)
+
+
+def _read_em_history(path, done):
+    """The log-likelihoods (nats) before iterations 1..done, from `em_history.json`."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            log_likelihoods = json.load(f)["log_likelihood_nats"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(
+            f"The workdir's EM checkpoint is at iteration {done}, but its history {path!r} "
+            f"cannot be read ({error}). Restore that file, or use a new --workdir."
+        ) from error
+    if len(log_likelihoods) < done:
+        raise ValueError(
+            f"{path!r} holds {len(log_likelihoods)} EM iteration(s) but the checkpoint is at "
+            f"iteration {done}; the workdir was changed by hand. Use a new --workdir."
+        )
+    return [float(x) for x in log_likelihoods[:done]]
 
 
 def load(workdir, which="latest"):

@@ -37,6 +37,8 @@ _IDENTITY_SECTIONS = ("task", "model", "tokenizer", "target_tokenizer")
 # batches), so changing them would continue another stream and compare validation losses of
 # different windows. Every `data` field counts; the rest of `train` may change.
 _RESUME_TRAIN_FIELDS = ("batch_size", "seed")
+# Fields of the HMM's `em` section that every EM iteration depends on, with their defaults.
+_RESUME_EM_FIELDS = {"chunk_length": 512, "pseudo_count": 0.0}
 # The `data` fields that choose the text a tokenizer is fitted on.
 _TOKENIZER_DATA_FIELDS = ("source", "source_options", "text_column", "text_pair_column",
                           "word_column")
@@ -70,8 +72,10 @@ def write_config(workdir, config):
     """Writes the resolved config, refusing to mix two different experiments in one workdir.
 
     Only a workdir with trained state (`has_trained_state`) is guarded: there, the `task`,
-    `model` and tokenizer sections, every `data` field, `train.batch_size` and `train.seed`
-    must stay as saved (ValueError naming each changed field otherwise), and the previous
+    `model` and tokenizer sections, every `data` field, `train.batch_size`, `train.seed`,
+    `em.chunk_length`, `em.pseudo_count` and the choice between EM and gradient training
+    (`em.iterations` > 0 or 0) must stay as saved (ValueError naming each changed field
+    otherwise), and the previous
     config.json is appended to config_history.jsonl before a changed one replaces it. A
     workdir without trained state (e.g. a first run that failed on a bad model config) takes
     the new config as it is.
@@ -124,11 +128,22 @@ def _check_resumable(workdir, old, new):
         before, after = old_train.get(name, default), new_train.get(name, default)
         if before != after:
             differ.append((f"train.{name}", before, after))
+    # EM (the HMM): the chunks and the prior shape every iteration; more iterations may follow,
+    # but not a switch between EM (iterations > 0) and gradient training (iterations == 0).
+    old_em, new_em = old.get("em") or {}, new.get("em") or {}
+    for name, default in _RESUME_EM_FIELDS.items():
+        before, after = old_em.get(name, default), new_em.get(name, default)
+        if before != after:
+            differ.append((f"em.{name}", before, after))
+    before, after = old_em.get("iterations", 0), new_em.get("iterations", 0)
+    if (before > 0) != (after > 0):
+        differ.append(("em.iterations (EM when > 0, model.fit when 0)", before, after))
     if differ:
         raise ValueError(
-            f"{workdir!r} holds checkpoints trained with other data settings; a resume must "
-            "keep the data stream (its order, windows and batches), or it would continue "
-            "another stream and compare validation losses of different windows. Changed: "
+            f"{workdir!r} holds checkpoints trained with other data or training settings; a "
+            "resume must keep the data stream (its order, windows and batches) and the way "
+            "the model is trained, or it would continue another run and compare validation "
+            "losses of different windows. Changed: "
             + "; ".join(f"{name} saved {before!r}, now {after!r}"
                         for name, before, after in differ)
             + f". Use a new --workdir for the new settings, or set these fields back to the "

@@ -159,6 +159,66 @@ def _tiny_steps(config, steps):
     return config
 
 
+def _hmm_em_config(config, iterations, **em):
+    import ml_collections
+
+    config = config.copy_and_resolve_references()
+    config.model = dict(type="hmm", num_states=3, sequence_length=64)
+    config.em = ml_collections.ConfigDict(dict(iterations=iterations, chunk_length=64, **em))
+    return config
+
+
+def test_hmm_em_resumes_after_a_kill_with_the_result_of_an_unbroken_run(tmp_path, tiny_config):
+    from unittest import mock
+
+    from keras_lm.models import hmm_em
+
+    config = _hmm_em_config(tiny_config, iterations=4)
+    unbroken = language_model.train(config, str(tmp_path / "unbroken"))
+
+    # Killed in the M-step of iteration 3 (_normalize runs 3 times an M-step).
+    killed = str(tmp_path / "killed")
+    real_normalize, calls = hmm_em._normalize, []
+
+    def dies_in_iteration_3(*args):
+        calls.append(1)
+        if len(calls) == 7:
+            raise KeyboardInterrupt("killed")
+        return real_normalize(*args)
+
+    with mock.patch.object(hmm_em, "_normalize", dies_in_iteration_3):
+        with pytest.raises(KeyboardInterrupt):
+            language_model.train(config, killed)
+    assert workdir_lib.checkpoint_path(killed).endswith("ckpt-2")
+    resumed = language_model.train(config, killed)
+    assert (resumed.initial_step, resumed.final_step) == (2, 4)
+    np.testing.assert_allclose(resumed.history["em_bits_per_token"],
+                               unbroken.history["em_bits_per_token"], rtol=1e-12)
+    for a, b in zip(resumed.model.weights, unbroken.model.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
+    assert language_model.evaluate(killed)["loss"] == pytest.approx(
+        language_model.evaluate(str(tmp_path / "unbroken"))["loss"], rel=1e-6)
+
+    # A finished run continues when asked for more iterations; the prior may not change.
+    more = language_model.train(_hmm_em_config(tiny_config, iterations=5), killed)
+    assert (more.initial_step, more.final_step) == (4, 5)
+    assert more.history["em_bits_per_token"][:5] == pytest.approx(
+        unbroken.history["em_bits_per_token"], rel=1e-12)
+    with pytest.raises(ValueError, match=r"em.pseudo_count saved 0.0, now 0.5"):
+        language_model.train(_hmm_em_config(tiny_config, 6, pseudo_count=0.5), killed)
+    with pytest.raises(ValueError, match=r"em.iterations \(EM when > 0.*saved 5, now 0"):
+        language_model.train(_hmm_em_config(tiny_config, 0), killed)
+
+
+def test_a_lost_em_history_is_a_clear_error(tmp_path, tiny_config):
+    workdir = tmp_path / "hmm"
+    config = _hmm_em_config(tiny_config, iterations=1)
+    language_model.train(config, str(workdir))
+    os.remove(workdir / language_model.EM_HISTORY_FILE)
+    with pytest.raises(ValueError, match=r"iteration 1, but its history.*cannot be read"):
+        language_model.train(_hmm_em_config(tiny_config, iterations=2), str(workdir))
+
+
 def test_a_partial_tokenizer_without_checkpoints_is_rebuilt(tmp_path, tiny_config):
     """A kill while the tokenizer was saved left its folder without tokenizer.json."""
     workdir = tmp_path / "run"
