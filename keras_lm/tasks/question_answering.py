@@ -202,6 +202,12 @@ def predict(workdir, text=None, text_pair=None, question=None, context=None, whi
             "A QA model needs --question and --context (and no --text); received "
             f"question={question!r}, context={context!r}, text={text!r}."
         )
+    for name, value in (("question", question), ("context", context)):
+        if not value.strip():
+            raise ValueError(
+                f"--{name} is empty; the answer is a span of the context, found by the "
+                f"question. Give a non-empty --{name}."
+            )
     config, tokenizer, model, _ = load(workdir, which)
     example = {"id": "0", "question": question, "context": context, "answers": []}
     return answer(model, tokenizer, config, [example], 1)[0]["text"]

@@ -39,6 +39,10 @@ def test_qa_trains_and_answers_with_a_span_of_the_context(tmp_path):
     assert answer and answer in context
     with pytest.raises(ValueError, match="--question and --context"):
         question_answering.predict(workdir, text="What colour?")
+    with pytest.raises(ValueError, match="--context is empty"):
+        question_answering.predict(workdir, question="What colour?", context=" \n")
+    with pytest.raises(ValueError, match="--question is empty"):
+        question_answering.predict(workdir, question="", context=context)
     assert len(labeled.load_squad(config.data.source, "train")) == 12
 
 
