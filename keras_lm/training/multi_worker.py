@@ -17,11 +17,23 @@ replicas (`axis=None`). Everything else (the all-reduced gradients, the optimize
 and TensorFlow's own.
 """
 
+import keras
 import tensorflow as tf
-from keras.src import tree
-from keras.src.backend.tensorflow import trainer as tf_trainer
+from keras import tree
 
-_keras_reduce_per_replica = tf_trainer.reduce_per_replica
+# The two work-arounds replace private parts of Keras's TensorFlow trainer (checked with Keras
+# 3.15). A Keras that moved them still imports keras_lm; only multi-worker training then
+# stops, with an error that says why (`prepare_for_multi_worker`).
+try:
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    _keras_reduce_per_replica = tf_trainer.reduce_per_replica
+    _is_multi_worker = tf_trainer._collective_all_reduce_multi_worker
+    _PRIVATE_API_ERROR = None
+except (ImportError, AttributeError) as error:  # pragma: no cover - depends on Keras
+    tf_trainer = _keras_reduce_per_replica = _is_multi_worker = None
+    _PRIVATE_API_ERROR = error
+_PRIVATE_MODEL_METHODS = ("_symbolic_build", "_maybe_symbolic_build")
 
 
 def prepare_for_multi_worker(model, strategy):
@@ -30,7 +42,20 @@ def prepare_for_multi_worker(model, strategy):
     Args:
         model: the compiled Keras model, built inside `strategy.scope()`.
         strategy: a `tf.distribute.MultiWorkerMirroredStrategy`.
+
+    Raises:
+        RuntimeError: this Keras lacks the private trainer functions the work-arounds replace.
     """
+    missing = [name for name in _PRIVATE_MODEL_METHODS if not hasattr(model, name)]
+    if _PRIVATE_API_ERROR is not None or missing:
+        raise RuntimeError(
+            f"Multi-worker training with Keras {keras.__version__} is not supported: keras_lm "
+            "works around two Keras bugs under MultiWorkerMirroredStrategy by replacing parts "
+            "of Keras's TensorFlow trainer, and this Keras lacks "
+            f"{_PRIVATE_API_ERROR or ', '.join(f'Model.{name}' for name in missing)}. Install "
+            "a Keras the project's pyproject.toml allows (tested: 3.15), or train with "
+            "strategy='mirrored' on one machine."
+        )
 
     def local_value(value):
         if isinstance(value, tf.distribute.DistributedValues):
@@ -51,7 +76,7 @@ def prepare_for_multi_worker(model, strategy):
 
 def _reduce_per_replica(values, strategy, reduction):
     """Keras's `reduce_per_replica`, with scalars averaged over all replicas of all workers."""
-    if reduction != "auto" or not tf_trainer._collective_all_reduce_multi_worker(strategy):
+    if reduction != "auto" or not _is_multi_worker(strategy):
         return _keras_reduce_per_replica(values, strategy, reduction)
 
     def reduce(value):

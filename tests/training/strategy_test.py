@@ -268,3 +268,20 @@ def test_recurrent_lm_trains_the_same_under_two_mirrored_cpus(tmp_path):
     np.testing.assert_allclose(mirrored["losses"], default["losses"], rtol=1e-5)
     np.testing.assert_allclose(mirrored["evaluation"], default["evaluation"], rtol=1e-5)
     assert "multiple of the 2 replicas of MirroredStrategy" in results["odd_batch_error"]
+
+
+def test_a_keras_without_the_trainer_internals_is_a_clear_error(monkeypatch):
+    """Multi-worker training replaces private Keras functions; if they move, it says so."""
+    from keras_lm.training import multi_worker
+
+    model = keras.Sequential([keras.layers.Dense(1)])
+    monkeypatch.setattr(multi_worker, "_PRIVATE_API_ERROR",
+                        ImportError("No module named 'keras.src.backend.tensorflow.trainer'"))
+    with pytest.raises(RuntimeError, match=r"Keras 3\.\d+.* not supported.*No module named.*"
+                                           r"strategy='mirrored'"):
+        multi_worker.prepare_for_multi_worker(model, tf.distribute.get_strategy())
+    monkeypatch.setattr(multi_worker, "_PRIVATE_API_ERROR", None)
+    monkeypatch.setattr(multi_worker, "_PRIVATE_MODEL_METHODS", ("_symbolic_build", "_gone"))
+    with pytest.raises(RuntimeError, match=r"lacks Model\._gone\."):
+        multi_worker.prepare_for_multi_worker(model, tf.distribute.get_strategy())
+    assert "_maybe_symbolic_build" not in vars(model)  # nothing was patched
