@@ -16,7 +16,8 @@ class Perplexity(keras.metrics.Metric):
 
     It accumulates `sum(w * ce)` and `sum(w)` (summed across replicas under `tf.distribute`),
     so the result is the exact corpus-level perplexity, not a mean of per-batch perplexities.
-    Cross-entropy is computed in float32 from logits of any dtype.
+    Cross-entropy is computed in float32 from logits of any dtype. Before any real token (all
+    weights 0, or no update since the reset) the result is NaN: there is nothing to score.
 
     Args:
         name: metric name. Defaults to `"perplexity"`.
@@ -57,7 +58,9 @@ class Perplexity(keras.metrics.Metric):
         self.count.assign_add(ops.cast(count, self.dtype))
 
     def result(self):
-        return ops.exp(ops.divide_no_nan(self.total, self.count))
+        # No real token seen yet: NaN, not exp(0) = 1.0, a perfect score nothing earned.
+        return ops.where(self.count > 0, ops.exp(ops.divide_no_nan(self.total, self.count)),
+                         ops.full((), float("nan"), dtype=self.dtype))
 
     def reset_state(self):
         self.total.assign(ops.zeros((), dtype=self.dtype))

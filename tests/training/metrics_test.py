@@ -31,7 +31,7 @@ def test_perplexity_is_exp_of_the_corpus_token_mean(rng):
     assert float(metric.result()) != pytest.approx(np.mean(per_batch), rel=1e-4)
 
     metric.reset_state()
-    assert float(metric.result()) == 1.0  # exp(0): nothing seen
+    assert np.isnan(float(metric.result()))  # nothing seen: no score
     labels, logits, weights = data[0]
     metric.update_state(labels, tf.cast(logits, tf.bfloat16), sample_weight=weights)
     rounded = tf.cast(tf.cast(logits, tf.bfloat16), tf.float32).numpy()
@@ -113,3 +113,15 @@ def test_perplexity_leaves_out_keras_masked_positions(rng):
     weights = mask * per_sequence[:, None]
     assert float(metric.result()) == pytest.approx(
         np.exp(np.sum(weights * ce) / weights.sum()), rel=1e-5)
+
+
+def test_perplexity_of_no_tokens_is_nan_not_a_perfect_score():
+    metric = Perplexity()
+    assert np.isnan(float(metric.result()))
+    labels, logits = np.array([[1, 2]]), np.zeros((1, 2, 4), "float32")
+    metric.update_state(labels, logits, sample_weight=np.zeros((1, 2), "float32"))
+    assert np.isnan(float(metric.result()))  # only padding so far
+    metric.update_state(labels, logits)
+    assert float(metric.result()) == pytest.approx(4.0)  # uniform over 4 tokens
+    metric.reset_state()
+    assert np.isnan(float(metric.result()))
