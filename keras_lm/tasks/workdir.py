@@ -75,10 +75,9 @@ def write_config(workdir, config):
     `model` and tokenizer sections, every `data` field, `train.batch_size`, `train.seed`,
     `em.chunk_length`, `em.pseudo_count` and the choice between EM and gradient training
     (`em.iterations` > 0 or 0) must stay as saved (ValueError naming each changed field
-    otherwise), and the previous
-    config.json is appended to config_history.jsonl before a changed one replaces it. A
-    workdir without trained state (e.g. a first run that failed on a bad model config) takes
-    the new config as it is.
+    otherwise), and the previous config.json is appended to config_history.jsonl before a
+    changed one replaces it. A workdir without trained state (e.g. a first run that failed on
+    a bad model config) takes the new config as it is.
     """
     workdir = os.fspath(workdir)
     if os.path.exists(workdir) and not os.path.isdir(workdir):

@@ -53,7 +53,7 @@ def prepare_for_multi_worker(model, strategy):
             "works around two Keras bugs under MultiWorkerMirroredStrategy by replacing parts "
             "of Keras's TensorFlow trainer, and this Keras lacks "
             f"{_PRIVATE_API_ERROR or ', '.join(f'Model.{name}' for name in missing)}. Install "
-            "a Keras the project's pyproject.toml allows (tested: 3.15), or train with "
+            "the Keras it was tested with (pip install 'keras==3.15.*'), or train with "
             "strategy='mirrored' on one machine."
         )
 
