@@ -14,8 +14,8 @@ from absl import app
 from absl import flags
 
 _ROOT = flags.DEFINE_string("root", "/tmp/classic", "Root of the experiment workdirs.")
-NAMES = ("ngram3", "ngram5", "ngram7", "hmm64_em", "hmm64_fit", "rnn", "gru", "lstm_rerun",
-         "transformer_rerun")
+NAMES = ("ngram3", "ngram5", "ngram7", "hmm64_em", "hmm64_fit", "rnn", "gru", "lstm",
+         "transformer")
 
 
 def _metrics(root):
