@@ -16,6 +16,7 @@ character coincide.
 """
 
 import inspect
+import json
 import math
 import os
 import time
@@ -125,6 +126,7 @@ def train(config, workdir):
     """Trains (or resumes) the experiment `config` in `workdir`; returns a `TrainResult`."""
     workdir = os.fspath(workdir)
     lm_data.lm_pipeline.check_data_fields(config.data, lm_data.lm_pipeline.DATA_FIELDS)
+    _check_em_fields(config.get("em"))
     workdir_lib.write_config(workdir, config)
     tokenizer = build_tokenizer(config, workdir)
     logging.info("Tokenizer %s, vocabulary %d.", type(tokenizer).__name__,
@@ -194,8 +196,6 @@ def _train_em(config, workdir, tokenizer):
     A workdir that already holds `iterations` is not trained again; a larger
     `--config.em.iterations` continues it. One `metrics.jsonl` line per run.
     """
-    import json
-
     import numpy as np
 
     from keras_lm.models.hmm_em import baum_welch
@@ -225,9 +225,10 @@ def _train_em(config, workdir, tokenizer):
         previous = _read_em_history(history_path, done)
         logging.info("Resuming EM from %s: iteration %d of %d.", manager.latest_checkpoint,
                      done, iterations)
-    length = config.em.get("chunk_length", 512)
+    em = dict(workdir_lib.EM_DEFAULTS, **config.em)
     stream = np.concatenate([np.append(ids, tokenizer.eos_id)
                              for ids in _token_ids(tokenizer, _documents(config, "train"))])
+    length = em["chunk_length"]
     chunks = [stream[i:i + length] for i in range(0, len(stream), length)]
 
     def bits(log_likelihood):
@@ -247,8 +248,8 @@ def _train_em(config, workdir, tokenizer):
         manager.save(checkpoint_number=done + iterations_done)
 
     measured = baum_welch(model, chunks, iterations=iterations - done,
-                          pseudo_count=config.em.get("pseudo_count", 0.0),
-                          batch_size=config.em.get("batch_size", 64), callback=save)
+                          pseudo_count=em["pseudo_count"], batch_size=em["batch_size"],
+                          callback=save)
     history = [bits(h) for h in previous + list(measured)]
     logging.info("EM done: training %.4f bits per token after iteration %d.", history[-1],
                  iterations)
@@ -263,10 +264,19 @@ def _train_em(config, workdir, tokenizer):
                        model=model)
 
 
+def _check_em_fields(em):
+    """ValueError for a field of the `em` section that nothing reads (a misspelt name)."""
+    valid = ("iterations",) + tuple(workdir_lib.EM_DEFAULTS)
+    unknown = sorted(set(em or {}) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"Unknown config.em field(s) {unknown}; the em section (Baum-Welch for the HMM) "
+            f"takes {', '.join(valid)}."
+        )
+
+
 def _read_em_history(path, done):
     """The log-likelihoods (nats) before iterations 1..done, from `em_history.json`."""
-    import json
-
     try:
         with open(path, encoding="utf-8") as f:
             log_likelihoods = json.load(f)["log_likelihood_nats"]

@@ -37,8 +37,10 @@ _IDENTITY_SECTIONS = ("task", "model", "tokenizer", "target_tokenizer")
 # batches), so changing them would continue another stream and compare validation losses of
 # different windows. Every `data` field counts; the rest of `train` may change.
 _RESUME_TRAIN_FIELDS = ("batch_size", "seed")
-# Fields of the HMM's `em` section that every EM iteration depends on, with their defaults.
-_RESUME_EM_FIELDS = {"chunk_length": 512, "pseudo_count": 0.0}
+# The HMM's `em` section (Baum-Welch): the values of its optional fields when a config leaves
+# them out, and those that every EM iteration depends on (a resume must keep them).
+EM_DEFAULTS = {"chunk_length": 512, "batch_size": 64, "pseudo_count": 0.0}
+_RESUME_EM_FIELDS = ("chunk_length", "pseudo_count")
 # The `data` fields that choose the text a tokenizer is fitted on.
 _TOKENIZER_DATA_FIELDS = ("source", "source_options", "text_column", "text_pair_column",
                           "word_column")
@@ -130,7 +132,8 @@ def _check_resumable(workdir, old, new):
     # EM (the HMM): the chunks and the prior shape every iteration; more iterations may follow,
     # but not a switch between EM (iterations > 0) and gradient training (iterations == 0).
     old_em, new_em = old.get("em") or {}, new.get("em") or {}
-    for name, default in _RESUME_EM_FIELDS.items():
+    for name in _RESUME_EM_FIELDS:
+        default = EM_DEFAULTS[name]
         before, after = old_em.get(name, default), new_em.get(name, default)
         if before != after:
             differ.append((f"em.{name}", before, after))

@@ -210,6 +210,14 @@ def test_hmm_em_resumes_after_a_kill_with_the_result_of_an_unbroken_run(tmp_path
         language_model.train(_hmm_em_config(tiny_config, 0), killed)
 
 
+def test_a_misspelt_em_field_is_refused_before_anything_is_written(tmp_path, tiny_config):
+    with pytest.raises(ValueError, match=r"Unknown config.em field\(s\) \['pseudo_cont'\].*"
+                                         r"iterations, chunk_length, batch_size, pseudo_count"):
+        language_model.train(_hmm_em_config(tiny_config, 2, pseudo_cont=0.1),
+                             str(tmp_path / "hmm"))
+    assert not (tmp_path / "hmm").exists()
+
+
 def test_a_lost_em_history_is_a_clear_error(tmp_path, tiny_config):
     workdir = tmp_path / "hmm"
     config = _hmm_em_config(tiny_config, iterations=1)
